@@ -1,0 +1,111 @@
+//! What happened, fanned out to whoever listens in this process.
+//!
+//! The writer publishes completed checks and status changes; the operations on
+//! websites publish their changes. Listeners (the scheduler, subscriptions, live
+//! pages) each get their own bounded queue: publishing never waits, and a listener
+//! that falls behind loses the oldest events and is told how many it missed
+//! ([`tokio::sync::broadcast::error::RecvError::Lagged`]) instead of slowing anyone.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use crate::domain::{Check, Status, Website, WebsiteId};
+
+/// How many events a listener may fall behind before it starts losing them.
+pub const LISTENER_BUFFER: usize = 4096;
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    CheckCompleted(Arc<Check>),
+    StatusChanged(Arc<StatusChange>),
+    WebsiteChanged(Arc<WebsiteChange>),
+}
+
+/// A website went from UP to DOWN or back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub website_id: WebsiteId,
+    pub previous: Status,
+    pub current: Status,
+    /// The check that caused the change.
+    pub check: Check,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Created,
+    Updated,
+    Deleted,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebsiteChange {
+    pub kind: ChangeKind,
+    /// The website after the change; for a deletion, as it was before.
+    pub website: Website,
+}
+
+/// The in-process event bus. Cheap to clone; all clones publish to the same listeners.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<Event>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new(LISTENER_BUFFER)
+    }
+}
+
+impl EventBus {
+    pub fn new(buffer: usize) -> Self {
+        let (sender, _) = broadcast::channel(buffer);
+        Self { sender }
+    }
+
+    /// Never blocks; with nobody listening the event is simply dropped.
+    pub fn publish(&self, event: Event) {
+        let _ = self.sender.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.sender.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use tokio::sync::broadcast::error::RecvError;
+
+    fn check(id: WebsiteId) -> Event {
+        let now = Utc::now();
+        Event::CheckCompleted(Arc::new(Check {
+            website_id: id,
+            slot: now,
+            checked_at: now,
+            up: true,
+            status_code: Some(200),
+            response_time_ms: 3,
+            error: None,
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_slow_listener_loses_events_and_is_told() {
+        let bus = EventBus::new(4);
+        let mut fast = bus.subscribe();
+        let mut slow = bus.subscribe();
+        for id in 0..10 {
+            bus.publish(check(id));
+            // The fast listener keeps up.
+            assert!(
+                matches!(fast.recv().await, Ok(Event::CheckCompleted(c)) if c.website_id == id)
+            );
+        }
+        assert!(matches!(slow.recv().await, Err(RecvError::Lagged(6))));
+        assert!(matches!(slow.recv().await, Ok(Event::CheckCompleted(c)) if c.website_id == 6));
+    }
+}

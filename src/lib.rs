@@ -1,0 +1,187 @@
+//! Site Pulse 360: a self-hosted website uptime monitor.
+//!
+//! The binary is a thin shell around [`Server`]: tests start the same server on
+//! port 0 against a real database.
+
+#![forbid(unsafe_code)]
+
+pub mod checker;
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod http;
+pub mod store;
+pub mod websites;
+
+use std::net::SocketAddr;
+use std::sync::Once;
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::checker::{CheckerConfig, Probe, Retention, Scheduler, WriterConfig, WriterHandle};
+use crate::config::{Config, LeaderElection, LogFormat};
+use crate::events::EventBus;
+use crate::http::AppState;
+use crate::store::{DynStore, StoreOptions};
+use crate::websites::Websites;
+
+/// kube, sqlx and reqwest each default to a different rustls crypto provider;
+/// installing one for the whole process keeps them from disagreeing.
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Logs to stderr, human-readable or as JSON lines; `RUST_LOG` refines the level.
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Opens the configured database and applies migrations, with errors that name the
+/// database (password hidden) in one line.
+pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+    install_crypto_provider();
+    let url = config.database();
+    let options = StoreOptions {
+        timezone: config.timezone,
+        ..StoreOptions::default()
+    };
+    let store = store::connect(&url, options)
+        .await
+        .with_context(|| format!("cannot open the {}", url.redacted()))?;
+    store
+        .migrate()
+        .await
+        .with_context(|| format!("cannot migrate the {}", url.redacted()))?;
+    Ok(store)
+}
+
+/// A running service: HTTP, checker, writer and retention.
+pub struct Server {
+    addr: SocketAddr,
+    state: AppState,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        config.validate().map_err(anyhow::Error::msg)?;
+        match config.leader_election {
+            LeaderElection::Auto | LeaderElection::None => {}
+            other => bail!(
+                "--leader-election {other:?} is not available in this version; use none or auto"
+            ),
+        }
+        let store = open_store(&config).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+
+        let events = EventBus::default();
+        let (writer, writer_task) =
+            checker::spawn_writer(store.clone(), events.clone(), WriterConfig::default());
+        let state = AppState {
+            store: store.clone(),
+            events: events.clone(),
+            websites: Websites::new(store.clone(), events.clone(), config.check_defaults()),
+        };
+        let shutdown = CancellationToken::new();
+        let scheduler = Scheduler::new(
+            store.clone(),
+            Probe::new()?,
+            writer.clone(),
+            events.clone(),
+            CheckerConfig {
+                concurrency: config.check_concurrency,
+                shutdown_grace: config.shutdown_grace,
+                ..CheckerConfig::default()
+            },
+        );
+        let retention = Retention {
+            checks: config.retention,
+            aggregates: config.aggregate_retention,
+            ..Retention::default()
+        };
+        tracing::info!(%addr, database = %config.database().redacted(), "Site Pulse 360 serving");
+        let task = tokio::spawn(run(
+            listener,
+            state.clone(),
+            scheduler,
+            retention,
+            (writer, writer_task),
+            shutdown.clone(),
+        ));
+        Ok(Self {
+            addr,
+            state,
+            shutdown,
+            task,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Asks the server to stop: no new checks, in-flight work finished or abandoned,
+    /// buffered results written.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the server has stopped.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task panicked")?
+    }
+}
+
+async fn run(
+    listener: TcpListener,
+    state: AppState,
+    scheduler: Scheduler,
+    retention: Retention,
+    (writer, writer_task): (WriterHandle, JoinHandle<()>),
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let store = state.store.clone();
+    let scheduler_task = tokio::spawn(scheduler.run(shutdown.clone()));
+    let retention_task = tokio::spawn(checker::run_retention(store, retention, shutdown.clone()));
+    let app = http::router(state);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .context("HTTP server failed");
+    // Whatever ended the server, stop everything else too.
+    shutdown.cancel();
+    let _ = scheduler_task.await;
+    let _ = retention_task.await;
+    drop(writer);
+    let _ = writer_task.await;
+    tracing::info!("stopped");
+    served
+}

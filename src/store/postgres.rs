@@ -1,0 +1,508 @@
+//! PostgreSQL, for production and clusters.
+//!
+//! A batch of checks is written with a handful of statements whatever its size:
+//! rows travel as arrays and are expanded with `unnest`. Rows are locked in key
+//! order in every transaction, so two writers (the checker and a "check now" on
+//! another replica) never deadlock on the aggregates.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{FromRow, Postgres, Transaction};
+
+use super::{
+    Backend, Current, Recorded, Result, Store, StoreError, StoreOptions, aggregate,
+    duration_to_millis, error_from_columns, millis_to_duration, plan_current,
+    status_code_from_column,
+};
+use crate::domain::{Check, DayStat, Tally, Website, WebsiteId, WebsiteSpec};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+const WEBSITE_COLUMNS: &str = "id, name, url, interval_ms, timeout_ms, paused, created_at, \
+    updated_at, last_slot, last_delay_ms, last_up, last_status_code, last_response_ms, \
+    last_error_kind, last_error_message, status_since";
+
+const CHECK_COLUMNS: &str =
+    "website_id, slot, delay_ms, up, status_code, response_ms, error_kind, error_message";
+
+pub struct PostgresStore {
+    pool: PgPool,
+    timezone: Tz,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str, options: StoreOptions) -> Result<Self> {
+        let connect = PgConnectOptions::from_str(url)?.application_name("sitepulse");
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        Ok(Self {
+            pool,
+            timezone: options.timezone,
+        })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[derive(FromRow)]
+struct WebsiteRow {
+    id: i64,
+    name: String,
+    url: String,
+    interval_ms: i64,
+    timeout_ms: i64,
+    paused: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    last_slot: Option<DateTime<Utc>>,
+    last_delay_ms: Option<i32>,
+    last_up: Option<bool>,
+    last_status_code: Option<i16>,
+    last_response_ms: Option<i32>,
+    last_error_kind: Option<String>,
+    last_error_message: Option<String>,
+    status_since: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<WebsiteRow> for Website {
+    type Error = StoreError;
+
+    fn try_from(row: WebsiteRow) -> Result<Self> {
+        let last_check = match (row.last_slot, row.last_up) {
+            (Some(slot), Some(up)) => Some(
+                CheckRow {
+                    website_id: row.id,
+                    slot,
+                    delay_ms: row.last_delay_ms.unwrap_or(0),
+                    up,
+                    status_code: row.last_status_code,
+                    response_ms: row.last_response_ms.unwrap_or(0),
+                    error_kind: row.last_error_kind,
+                    error_message: row.last_error_message,
+                }
+                .try_into()?,
+            ),
+            _ => None,
+        };
+        Ok(Website {
+            id: row.id,
+            name: row.name,
+            url: row.url,
+            interval: millis_to_duration(row.interval_ms)?,
+            timeout: millis_to_duration(row.timeout_ms)?,
+            paused: row.paused,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            last_check,
+            status_since: row.status_since,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct CheckRow {
+    website_id: i64,
+    slot: DateTime<Utc>,
+    delay_ms: i32,
+    up: bool,
+    status_code: Option<i16>,
+    response_ms: i32,
+    error_kind: Option<String>,
+    error_message: Option<String>,
+}
+
+impl TryFrom<CheckRow> for Check {
+    type Error = StoreError;
+
+    fn try_from(row: CheckRow) -> Result<Self> {
+        Ok(Check {
+            website_id: row.website_id,
+            slot: row.slot,
+            checked_at: row.slot + chrono::Duration::milliseconds(i64::from(row.delay_ms)),
+            up: row.up,
+            status_code: status_code_from_column(row.status_code.map(i64::from))?,
+            response_time_ms: u32::try_from(row.response_ms).unwrap_or(0),
+            error: error_from_columns(row.error_kind, row.error_message)?,
+        })
+    }
+}
+
+fn website_query(tail: &'static str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(format!("SELECT {WEBSITE_COLUMNS} FROM websites {tail}"))
+}
+
+/// A batch of checks as parallel arrays, the shape `unnest` takes.
+#[derive(Default)]
+struct CheckArrays {
+    website_id: Vec<i64>,
+    slot: Vec<DateTime<Utc>>,
+    delay_ms: Vec<i32>,
+    up: Vec<bool>,
+    status_code: Vec<Option<i16>>,
+    response_ms: Vec<i32>,
+    error_kind: Vec<Option<&'static str>>,
+    error_message: Vec<Option<String>>,
+}
+
+impl CheckArrays {
+    fn push(&mut self, check: &Check) {
+        let delay = (check.checked_at - check.slot).num_milliseconds();
+        self.website_id.push(check.website_id);
+        self.slot.push(check.slot);
+        self.delay_ms.push(i32::try_from(delay).unwrap_or(i32::MAX));
+        self.up.push(check.up);
+        self.status_code.push(
+            check
+                .status_code
+                .map(|c| i16::try_from(c).unwrap_or(i16::MAX)),
+        );
+        self.response_ms
+            .push(i32::try_from(check.response_time_ms).unwrap_or(i32::MAX));
+        self.error_kind
+            .push(check.error.as_ref().map(|e| e.kind.as_str()));
+        self.error_message
+            .push(check.error.as_ref().map(|e| e.message.clone()));
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_website(&self, spec: &WebsiteSpec) -> Result<Website> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO websites (name, url, interval_ms, timeout_ms, paused, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, now(), now()) RETURNING {WEBSITE_COLUMNS}"
+        ));
+        let row: WebsiteRow = sqlx::query_as(sql)
+            .bind(spec.name.as_str())
+            .bind(spec.url.as_str())
+            .bind(duration_to_millis(spec.interval))
+            .bind(duration_to_millis(spec.timeout))
+            .bind(spec.paused)
+            .fetch_one(&self.pool)
+            .await?;
+        row.try_into()
+    }
+
+    async fn update_website(&self, id: WebsiteId, spec: &WebsiteSpec) -> Result<Option<Website>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE websites SET name = $1, url = $2, interval_ms = $3, timeout_ms = $4, \
+             paused = $5, updated_at = now() WHERE id = $6 RETURNING {WEBSITE_COLUMNS}"
+        ));
+        let row: Option<WebsiteRow> = sqlx::query_as(sql)
+            .bind(spec.name.as_str())
+            .bind(spec.url.as_str())
+            .bind(duration_to_millis(spec.interval))
+            .bind(duration_to_millis(spec.timeout))
+            .bind(spec.paused)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(Website::try_from).transpose()
+    }
+
+    async fn delete_website(&self, id: WebsiteId) -> Result<Option<Website>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "DELETE FROM websites WHERE id = $1 RETURNING {WEBSITE_COLUMNS}"
+        ));
+        let row: Option<WebsiteRow> = sqlx::query_as(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(Website::try_from).transpose()
+    }
+
+    async fn website(&self, id: WebsiteId) -> Result<Option<Website>> {
+        let row: Option<WebsiteRow> = sqlx::query_as(website_query("WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(Website::try_from).transpose()
+    }
+
+    async fn websites(&self) -> Result<Vec<Website>> {
+        let rows: Vec<WebsiteRow> = sqlx::query_as(website_query("ORDER BY lower(name), id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(Website::try_from).collect()
+    }
+
+    async fn record_checks(&self, checks: &[Check]) -> Result<Recorded> {
+        if checks.is_empty() {
+            return Ok(Recorded::default());
+        }
+        let mut arrays = CheckArrays::default();
+        for check in checks {
+            arrays.push(check);
+        }
+        let mut tx = self.pool.begin().await?;
+        // Joining websites drops checks of websites deleted meanwhile.
+        let inserted: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(
+            "INSERT INTO checks (website_id, slot, delay_ms, up, status_code, response_ms, \
+             error_kind, error_message) \
+             SELECT t.website_id, t.slot, t.delay_ms, t.up, t.status_code, t.response_ms, \
+             t.error_kind, t.error_message \
+             FROM unnest($1::int8[], $2::timestamptz[], $3::int4[], $4::bool[], $5::int2[], \
+             $6::int4[], $7::text[], $8::text[]) \
+             AS t(website_id, slot, delay_ms, up, status_code, response_ms, error_kind, error_message) \
+             JOIN websites w ON w.id = t.website_id \
+             ORDER BY t.website_id, t.slot \
+             ON CONFLICT (website_id, slot) DO NOTHING RETURNING website_id, slot",
+        )
+        .bind(arrays.website_id)
+        .bind(arrays.slot)
+        .bind(arrays.delay_ms)
+        .bind(arrays.up)
+        .bind(arrays.status_code)
+        .bind(arrays.response_ms)
+        .bind(arrays.error_kind)
+        .bind(arrays.error_message)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut keys: HashSet<(i64, i64)> = inserted
+            .into_iter()
+            .map(|(id, slot)| (id, slot.timestamp_micros()))
+            .collect();
+        let stored: Vec<Check> = checks
+            .iter()
+            .filter(|c| keys.remove(&(c.website_id, c.slot.timestamp_micros())))
+            .cloned()
+            .collect();
+
+        let (hours, days) = aggregate(&stored, self.timezone);
+        let hours = hours.into_iter().map(|((id, hour), t)| {
+            let hour = DateTime::from_timestamp(hour, 0).unwrap_or_default();
+            ((id, hour), t)
+        });
+        upsert_tallies(&mut tx, TallyTable::Hours, hours.collect()).await?;
+        upsert_tallies(&mut tx, TallyTable::Days, days.into_iter().collect()).await?;
+
+        let mut ids: Vec<i64> = stored.iter().map(|c| c.website_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let rows: Vec<(i64, Option<DateTime<Utc>>, Option<bool>)> = sqlx::query_as(
+            "SELECT id, last_slot, last_up FROM websites WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let before: HashMap<_, _> = rows
+            .into_iter()
+            .map(|(id, last_slot, last_up)| (id, Current { last_slot, last_up }))
+            .collect();
+        let (updates, changes) = plan_current(&stored, &before);
+        if !updates.is_empty() {
+            let mut current = CheckArrays::default();
+            let mut since = Vec::with_capacity(updates.len());
+            for update in &updates {
+                current.push(update.check);
+                since.push(update.status_since);
+            }
+            sqlx::query(
+                "UPDATE websites w SET last_slot = t.slot, last_delay_ms = t.delay_ms, \
+                 last_up = t.up, last_status_code = t.status_code, last_response_ms = t.response_ms, \
+                 last_error_kind = t.error_kind, last_error_message = t.error_message, \
+                 status_since = coalesce(t.since, w.status_since) \
+                 FROM unnest($1::int8[], $2::timestamptz[], $3::int4[], $4::bool[], $5::int2[], \
+                 $6::int4[], $7::text[], $8::text[], $9::timestamptz[]) \
+                 AS t(id, slot, delay_ms, up, status_code, response_ms, error_kind, error_message, since) \
+                 WHERE w.id = t.id",
+            )
+            .bind(current.website_id)
+            .bind(current.slot)
+            .bind(current.delay_ms)
+            .bind(current.up)
+            .bind(current.status_code)
+            .bind(current.response_ms)
+            .bind(current.error_kind)
+            .bind(current.error_message)
+            .bind(since)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Recorded { stored, changes })
+    }
+
+    async fn recent_checks(
+        &self,
+        website: WebsiteId,
+        before: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<Check>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {CHECK_COLUMNS} FROM checks WHERE website_id = $1 \
+             AND ($2::timestamptz IS NULL OR slot < $2) ORDER BY slot DESC LIMIT $3"
+        ));
+        let rows: Vec<CheckRow> = sqlx::query_as(sql)
+            .bind(website)
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(Check::try_from).collect()
+    }
+
+    async fn daily_history(
+        &self,
+        website: WebsiteId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DayStat>> {
+        let rows: Vec<(NaiveDate, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT day, checks::int8, up_checks::int8, response_ms_sum, responses::int8 \
+             FROM check_days WHERE website_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day",
+        )
+        .bind(website)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(date, checks, up, sum, responses)| {
+                super::day_stat(date, checks, up, sum, responses)
+            })
+            .collect())
+    }
+
+    async fn tally_since(&self, website: WebsiteId, since: DateTime<Utc>) -> Result<Tally> {
+        let hour = DateTime::from_timestamp(super::hour_start(since), 0).unwrap_or_default();
+        let (checks, up, sum, responses): (Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
+            sqlx::query_as(
+                "SELECT sum(checks)::int8, sum(up_checks)::int8, sum(response_ms_sum)::int8, \
+                 sum(responses)::int8 FROM check_hours WHERE website_id = $1 AND hour >= $2",
+            )
+            .bind(website)
+            .bind(hour)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(super::tally(checks, up, sum, responses))
+    }
+
+    async fn prune_checks(
+        &self,
+        website: WebsiteId,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64> {
+        let deleted = sqlx::query(
+            "DELETE FROM checks WHERE website_id = $1 AND slot IN \
+             (SELECT slot FROM checks WHERE website_id = $1 AND slot < $2 ORDER BY slot LIMIT $3)",
+        )
+        .bind(website)
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(deleted)
+    }
+
+    async fn prune_aggregates(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let hour = DateTime::from_timestamp(super::hour_start(before), 0).unwrap_or_default();
+        let hours = sqlx::query("DELETE FROM check_hours WHERE hour < $1")
+            .bind(hour)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let day = before.with_timezone(&self.timezone).date_naive();
+        let days = sqlx::query("DELETE FROM check_days WHERE day < $1")
+            .bind(day)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(hours + days)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum TallyTable {
+    Hours,
+    Days,
+}
+
+/// Adds a batch's counts to an aggregate table; `rows` are sorted by key.
+async fn upsert_tallies<K>(
+    tx: &mut Transaction<'static, Postgres>,
+    table: TallyTable,
+    rows: Vec<((WebsiteId, K), Tally)>,
+) -> Result<()>
+where
+    K: sqlx::postgres::PgHasArrayType + for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>,
+    Vec<K>: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sql = match table {
+        TallyTable::Hours => {
+            "INSERT INTO check_hours AS a (website_id, hour, checks, up_checks, response_ms_sum, responses) \
+             SELECT * FROM unnest($1::int8[], $2::timestamptz[], $3::int4[], $4::int4[], $5::int8[], $6::int4[]) \
+             ON CONFLICT (website_id, hour) DO UPDATE SET checks = a.checks + excluded.checks, \
+             up_checks = a.up_checks + excluded.up_checks, \
+             response_ms_sum = a.response_ms_sum + excluded.response_ms_sum, \
+             responses = a.responses + excluded.responses"
+        }
+        TallyTable::Days => {
+            "INSERT INTO check_days AS a (website_id, day, checks, up_checks, response_ms_sum, responses) \
+             SELECT * FROM unnest($1::int8[], $2::date[], $3::int4[], $4::int4[], $5::int8[], $6::int4[]) \
+             ON CONFLICT (website_id, day) DO UPDATE SET checks = a.checks + excluded.checks, \
+             up_checks = a.up_checks + excluded.up_checks, \
+             response_ms_sum = a.response_ms_sum + excluded.response_ms_sum, \
+             responses = a.responses + excluded.responses"
+        }
+    };
+    let n = rows.len();
+    let (mut ids, mut keys) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut checks, mut up, mut sums, mut responses) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let int = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
+    for ((id, key), t) in rows {
+        ids.push(id);
+        keys.push(key);
+        checks.push(int(t.checks));
+        up.push(int(t.up_checks));
+        sums.push(i64::try_from(t.response_ms_sum).unwrap_or(i64::MAX));
+        responses.push(int(t.responses));
+    }
+    sqlx::query(sql)
+        .bind(ids)
+        .bind(keys)
+        .bind(checks)
+        .bind(up)
+        .bind(sums)
+        .bind(responses)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
