@@ -482,7 +482,7 @@ mod tests {
             "javascript:alert(1)",
             "file:///etc/passwd",
             "http://",
-            "https:///path",
+            "http://exa mple.com",
         ] {
             let err = spec("x", bad).unwrap_err();
             assert_eq!(err.field, "url", "{bad:?} gave {err}");
