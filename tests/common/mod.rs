@@ -1,0 +1,81 @@
+//! Real parts for the tests: a temporary PostgreSQL cluster, SQLite files, and
+//! HTTP targets on 127.0.0.1.
+#![allow(dead_code)]
+
+pub mod pg;
+pub mod targets;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono_tz::Tz;
+use sitepulse::store::{self, DatabaseUrl, DynStore, StoreOptions};
+
+/// A fresh, empty database of one kind.
+pub struct TestDb {
+    pub url: DatabaseUrl,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("sitepulse.db");
+        Self {
+            url: DatabaseUrl::Sqlite(path.to_string_lossy().into_owned()),
+            _dir: Some(dir),
+        }
+    }
+
+    pub async fn postgres() -> Self {
+        Self {
+            url: DatabaseUrl::Postgres(pg::fresh_database().await),
+            _dir: None,
+        }
+    }
+
+    pub fn url_string(&self) -> String {
+        match &self.url {
+            DatabaseUrl::Sqlite(s) | DatabaseUrl::Postgres(s) => s.clone(),
+        }
+    }
+
+    /// Connects and migrates, with daily history in UTC.
+    pub async fn store(&self) -> DynStore {
+        self.store_in(Tz::UTC).await
+    }
+
+    pub async fn store_in(&self, timezone: Tz) -> DynStore {
+        sitepulse::install_crypto_provider();
+        let options = StoreOptions {
+            timezone,
+            ..StoreOptions::default()
+        };
+        let store = store::connect(&self.url, options).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    }
+}
+
+/// A unique small number for names within one test process.
+pub fn unique() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, for at most `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {secs}s waiting for {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

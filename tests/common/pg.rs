@@ -1,0 +1,168 @@
+//! A temporary PostgreSQL cluster for the tests of one test binary.
+//!
+//! The cluster is started from the system's `initdb` and `postgres` on a free port,
+//! in a temporary directory, as the `postgres` user when running as root (PostgreSQL
+//! refuses to run as root). A small shell guard holds the server: when the test
+//! process exits, the guard's stdin closes and it stops the server and removes the
+//! directory, so nothing outlives the tests. `SITEPULSE_TEST_DATABASE_URL` (a
+//! server URL whose user may create databases) replaces the temporary cluster.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+
+pub struct Cluster {
+    /// Server URL without a database name.
+    pub base_url: String,
+    pub port: u16,
+    pub data_dir: Option<PathBuf>,
+    guard: Mutex<Option<Child>>,
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+/// The shared cluster of this test binary, started on first use.
+pub fn cluster() -> &'static Cluster {
+    CLUSTER.get_or_init(|| match std::env::var("SITEPULSE_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Cluster {
+            base_url: url.trim_end_matches('/').to_owned(),
+            port: 0,
+            data_dir: None,
+            guard: Mutex::new(None),
+        },
+        _ => Cluster::start(),
+    })
+}
+
+/// Creates a new empty database on the shared cluster and returns its URL.
+pub async fn fresh_database() -> String {
+    let cluster = cluster();
+    let name = format!("sitepulse_test_{}_{}", std::process::id(), super::unique());
+    let admin_url = format!("{}/postgres", cluster.base_url);
+    let mut conn = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {admin_url}: {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    format!("{}/{name}", cluster.base_url)
+}
+
+fn find_binary(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
+        let mut versions: Vec<PathBuf> = entries.flatten().map(|e| e.path().join("bin")).collect();
+        versions.sort();
+        dirs.extend(versions.into_iter().rev());
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// `cmd` run as the `postgres` user when we are root, as ourselves otherwise.
+fn as_db_user(program: &str) -> Command {
+    if running_as_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", program]);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Cluster {
+    fn start() -> Self {
+        let (initdb, postgres) = match (find_binary("initdb"), find_binary("postgres")) {
+            (Some(i), Some(p)) => (i, p),
+            _ => panic!(
+                "PostgreSQL server binaries (initdb, postgres) were not found: install them \
+                 (apt-get install postgresql) or set SITEPULSE_TEST_DATABASE_URL to a server \
+                 whose user may create databases"
+            ),
+        };
+        let out = as_db_user("mktemp")
+            .args(["-d", "/tmp/sitepulse-pg-XXXXXX"])
+            .output()
+            .expect("mktemp as the database user (is there a `postgres` user?)");
+        assert!(out.status.success(), "mktemp failed: {out:?}");
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let data = dir.join("data");
+        let out = as_db_user(initdb.to_str().unwrap())
+            .args(["-D", data.to_str().unwrap(), "-A", "trust", "-U", "postgres"])
+            .args(["-E", "UTF8", "--locale=C", "--no-sync"])
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let script = format!(
+            "'{postgres}' -D '{data}' -p {port} -k '{dir}' -c listen_addresses=127.0.0.1 \
+             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+             -c max_connections=200 >'{dir}/log' 2>&1 & pid=$!; \
+             read _; kill -INT $pid; wait $pid; rm -rf '{dir}'",
+            postgres = postgres.display(),
+            data = data.display(),
+            dir = dir.display(),
+        );
+        let guard = as_db_user("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("start postgres");
+        let base_url = format!("postgres://postgres@127.0.0.1:{port}");
+        wait_until_accepting(port, &dir);
+        Cluster {
+            base_url,
+            port,
+            data_dir: Some(data),
+            guard: Mutex::new(Some(guard)),
+        }
+    }
+}
+
+fn wait_until_accepting(port: u16, dir: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let ready = Command::new("pg_isready")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q"])
+            .status()
+            .map(|s| s.success());
+        match ready {
+            Ok(true) => return,
+            // No pg_isready: fall back to a TCP connect, then give the server a moment.
+            Err(_) if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() => {
+                std::thread::sleep(Duration::from_millis(500));
+                return;
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+    panic!("the test PostgreSQL did not start within 60s:\n{log}");
+}
