@@ -109,7 +109,11 @@ async fn websites_are_created_listed_updated_and_deleted(db: TestDb) {
         .into_iter()
         .map(|w| w.name)
         .collect();
-    assert_eq!(names, ["Alpha", "zeta"], "ordered by name, case-insensitively");
+    assert_eq!(
+        names,
+        ["Alpha", "zeta"],
+        "ordered by name, case-insensitively"
+    );
 
     let patch = WebsitePatch {
         name: Some("Zeta shop"),
@@ -172,7 +176,11 @@ async fn checks_of_deleted_websites_are_dropped_quietly(db: TestDb) {
     store.delete_website(gone).await.unwrap();
     let slot = at("2026-05-01T10:00:00Z");
     let recorded = store
-        .record_checks(&[check(gone, slot, true, 1), check(kept, slot, true, 1), check(999_999, slot, true, 1)])
+        .record_checks(&[
+            check(gone, slot, true, 1),
+            check(kept, slot, true, 1),
+            check(999_999, slot, true, 1),
+        ])
         .await
         .unwrap();
     assert_eq!(recorded.stored.len(), 1);
@@ -185,14 +193,26 @@ async fn current_status_and_changes(db: TestDb) {
     let t0 = at("2026-05-01T10:00:00Z");
     let minute = chrono::Duration::minutes(1);
 
-    let first = store.record_checks(&[check(id, t0, true, 80)]).await.unwrap();
-    assert!(first.changes.is_empty(), "PENDING to UP is no change between UP and DOWN");
+    let first = store
+        .record_checks(&[check(id, t0, true, 80)])
+        .await
+        .unwrap();
+    assert!(
+        first.changes.is_empty(),
+        "PENDING to UP is no change between UP and DOWN"
+    );
     let site = store.website(id).await.unwrap().unwrap();
     assert_eq!(site.status(), Status::Up);
-    assert_eq!(site.status_since, Some(t0 + chrono::Duration::milliseconds(7)));
+    assert_eq!(
+        site.status_since,
+        Some(t0 + chrono::Duration::milliseconds(7))
+    );
 
     let down = store
-        .record_checks(&[check(id, t0 + minute, false, 0), check(id, t0 + minute * 2, false, 0)])
+        .record_checks(&[
+            check(id, t0 + minute, false, 0),
+            check(id, t0 + minute * 2, false, 0),
+        ])
         .await
         .unwrap();
     assert_eq!(down.changes.len(), 1);
@@ -205,7 +225,10 @@ async fn current_status_and_changes(db: TestDb) {
     assert_eq!(last.slot, t0 + minute * 2);
     assert_eq!(last.status_code, Some(503));
     assert_eq!(last.error.unwrap().kind, ErrorKind::Http);
-    assert_eq!(site.status_since, Some(t0 + minute + chrono::Duration::milliseconds(7)));
+    assert_eq!(
+        site.status_since,
+        Some(t0 + minute + chrono::Duration::milliseconds(7))
+    );
 
     // A late check for an older slot is history, not the current state.
     let late = store
@@ -214,14 +237,20 @@ async fn current_status_and_changes(db: TestDb) {
         .unwrap();
     assert_eq!(late.stored.len(), 1);
     assert!(late.changes.is_empty());
-    assert_eq!(store.website(id).await.unwrap().unwrap().status(), Status::Down);
+    assert_eq!(
+        store.website(id).await.unwrap().unwrap().status(),
+        Status::Down
+    );
 
     let up = store
         .record_checks(&[check(id, t0 + minute * 3, true, 90)])
         .await
         .unwrap();
     assert_eq!(up.changes.len(), 1);
-    assert_eq!((up.changes[0].previous, up.changes[0].current), (Status::Down, Status::Up));
+    assert_eq!(
+        (up.changes[0].previous, up.changes[0].current),
+        (Status::Down, Status::Up)
+    );
 }
 
 async fn recent_checks_page_newest_first(db: TestDb) {
@@ -250,7 +279,10 @@ async fn recent_checks_page_newest_first(db: TestDb) {
     assert_eq!(page.len(), 10);
     assert_eq!(page[0].slot, t0 + chrono::Duration::minutes(24));
     assert!(page.windows(2).all(|w| w[0].slot > w[1].slot));
-    assert_eq!(page[0].checked_at, page[0].slot + chrono::Duration::milliseconds(7));
+    assert_eq!(
+        page[0].checked_at,
+        page[0].slot + chrono::Duration::milliseconds(7)
+    );
     let next = store
         .recent_checks(id, Some(page[9].slot), 100)
         .await
@@ -300,12 +332,22 @@ async fn daily_history_with_gaps_and_averages(db: TestDb) {
     let from = NaiveDate::from_ymd_opt(2026, 4, 20).unwrap();
     let to = NaiveDate::from_ymd_opt(2026, 5, 19).unwrap();
     let history = store.daily_history(id, from, to).await.unwrap();
-    assert_eq!(history.len(), 2, "the day without checks is absent: {history:?}");
-    assert_eq!(history[0].date, NaiveDate::from_ymd_opt(2026, 5, 1).unwrap());
+    assert_eq!(
+        history.len(),
+        2,
+        "the day without checks is absent: {history:?}"
+    );
+    assert_eq!(
+        history[0].date,
+        NaiveDate::from_ymd_opt(2026, 5, 1).unwrap()
+    );
     assert_eq!(history[0].checks, 100);
     assert_eq!(history[0].availability(), 100.0);
     assert_eq!(history[0].avg_response_time_ms, Some(59.5));
-    assert_eq!(history[1].date, NaiveDate::from_ymd_opt(2026, 5, 3).unwrap());
+    assert_eq!(
+        history[1].date,
+        NaiveDate::from_ymd_opt(2026, 5, 3).unwrap()
+    );
     assert_eq!(history[1].checks, 200);
     assert_eq!(history[1].availability(), 99.5);
     // The timed-out check got no response and does not count towards the average.
@@ -390,10 +432,24 @@ async fn retention_prunes_raw_checks_but_keeps_history(db: TestDb) {
     let id = new_site(&store, "old").await;
     let now = Utc::now();
     let old: Vec<Check> = (0..250)
-        .map(|i| check(id, now - chrono::Duration::days(40) + chrono::Duration::minutes(i), true, 5))
+        .map(|i| {
+            check(
+                id,
+                now - chrono::Duration::days(40) + chrono::Duration::minutes(i),
+                true,
+                5,
+            )
+        })
         .collect();
     let recent: Vec<Check> = (0..10)
-        .map(|i| check(id, now - chrono::Duration::hours(1) + chrono::Duration::minutes(i), true, 5))
+        .map(|i| {
+            check(
+                id,
+                now - chrono::Duration::hours(1) + chrono::Duration::minutes(i),
+                true,
+                5,
+            )
+        })
         .collect();
     store.record_checks(&old).await.unwrap();
     store.record_checks(&recent).await.unwrap();
@@ -446,5 +502,12 @@ async fn deleting_a_website_deletes_its_history(db: TestDb) {
     assert!(store.recent_checks(id, None, 10).await.unwrap().is_empty());
     let day = t.date_naive();
     assert!(store.daily_history(id, day, day).await.unwrap().is_empty());
-    assert_eq!(store.tally_since(id, t - chrono::Duration::days(1)).await.unwrap().checks, 0);
+    assert_eq!(
+        store
+            .tally_since(id, t - chrono::Duration::days(1))
+            .await
+            .unwrap()
+            .checks,
+        0
+    );
 }

@@ -127,13 +127,19 @@ fn chain<'a>(
     std::iter::successors(Some(err), |e| (*e).source())
 }
 
+/// rustls errors arrive wrapped in `io::Error`s, possibly several deep; an
+/// `io::Error`'s `source()` skips the error it wraps, so look inside explicitly.
 fn is_tls_error(err: &(dyn StdError + 'static)) -> bool {
     if err.is::<rustls::Error>() {
         return true;
     }
-    err.downcast_ref::<std::io::Error>()
+    match err
+        .downcast_ref::<std::io::Error>()
         .and_then(|io| io.get_ref())
-        .is_some_and(|inner| inner.is::<rustls::Error>())
+    {
+        Some(inner) => is_tls_error(inner),
+        None => false,
+    }
 }
 
 /// The system resolver (getaddrinfo on a blocking thread), with its failures marked

@@ -1,6 +1,6 @@
 //! A temporary PostgreSQL cluster for the tests of one test binary.
 //!
-//! The cluster is started from the system's `initdb` and `postgres` on a free port,
+//! The cluster is started from the system's `initdb` and `pg_ctl` on a free port,
 //! in a temporary directory, as the `postgres` user when running as root (PostgreSQL
 //! refuses to run as root). A small shell guard holds the server: when the test
 //! process exits, the guard's stdin closes and it stops the server and removes the
@@ -10,7 +10,6 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
@@ -19,6 +18,8 @@ pub struct Cluster {
     pub base_url: String,
     pub port: u16,
     pub data_dir: Option<PathBuf>,
+    pg_ctl: Option<PathBuf>,
+    options: String,
     guard: Mutex<Option<Child>>,
 }
 
@@ -31,6 +32,8 @@ pub fn cluster() -> &'static Cluster {
             base_url: url.trim_end_matches('/').to_owned(),
             port: 0,
             data_dir: None,
+            pg_ctl: None,
+            options: String::new(),
             guard: Mutex::new(None),
         },
         _ => Cluster::start(),
@@ -95,10 +98,10 @@ pub fn free_port() -> u16 {
 
 impl Cluster {
     fn start() -> Self {
-        let (initdb, postgres) = match (find_binary("initdb"), find_binary("postgres")) {
-            (Some(i), Some(p)) => (i, p),
+        let initdb = match (find_binary("initdb"), find_binary("pg_ctl")) {
+            (Some(initdb), Some(_)) => initdb,
             _ => panic!(
-                "PostgreSQL server binaries (initdb, postgres) were not found: install them \
+                "PostgreSQL server binaries (initdb, pg_ctl) were not found: install them \
                  (apt-get install postgresql) or set SITEPULSE_TEST_DATABASE_URL to a server \
                  whose user may create databases"
             ),
@@ -111,7 +114,14 @@ impl Cluster {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         let data = dir.join("data");
         let out = as_db_user(initdb.to_str().unwrap())
-            .args(["-D", data.to_str().unwrap(), "-A", "trust", "-U", "postgres"])
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+            ])
             .args(["-E", "UTF8", "--locale=C", "--no-sync"])
             .output()
             .expect("run initdb");
@@ -121,48 +131,70 @@ impl Cluster {
             String::from_utf8_lossy(&out.stderr)
         );
         let port = free_port();
+        let pg_ctl = find_binary("pg_ctl").expect("pg_ctl next to initdb");
+        let options = format!(
+            "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off \
+             -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            dir = dir.display()
+        );
+        // The guard starts the server, says so, and stops it and removes its directory
+        // when its stdin closes, i.e. when this process is gone.
         let script = format!(
-            "'{postgres}' -D '{data}' -p {port} -k '{dir}' -c listen_addresses=127.0.0.1 \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-             -c max_connections=200 >'{dir}/log' 2>&1 & pid=$!; \
-             read _; kill -INT $pid; wait $pid; rm -rf '{dir}'",
-            postgres = postgres.display(),
+            "'{pg_ctl}' -D '{data}' -l '{dir}/log' -o '{options}' -w -t 60 start >/dev/null 2>&1 \
+             && echo started; read _; '{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; \
+             rm -rf '{dir}'",
+            pg_ctl = pg_ctl.display(),
             data = data.display(),
             dir = dir.display(),
         );
-        let guard = as_db_user("sh")
+        let mut guard = as_db_user("sh")
             .args(["-c", &script])
             .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .spawn()
             .expect("start postgres");
+        let mut line = String::new();
+        let stdout = guard.stdout.take().expect("guard stdout");
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        if line.trim() != "started" {
+            let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+            panic!("the test PostgreSQL did not start:\n{log}");
+        }
         let base_url = format!("postgres://postgres@127.0.0.1:{port}");
-        wait_until_accepting(port, &dir);
         Cluster {
             base_url,
             port,
             data_dir: Some(data),
+            pg_ctl: Some(pg_ctl),
+            options,
             guard: Mutex::new(Some(guard)),
         }
     }
-}
 
-fn wait_until_accepting(port: u16, dir: &std::path::Path) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let ready = Command::new("pg_isready")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q"])
-            .status()
-            .map(|s| s.success());
-        match ready {
-            Ok(true) => return,
-            // No pg_isready: fall back to a TCP connect, then give the server a moment.
-            Err(_) if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() => {
-                std::thread::sleep(Duration::from_millis(500));
-                return;
-            }
-            _ => std::thread::sleep(Duration::from_millis(100)),
-        }
+    /// Stops the server at once, as a crash or a network cut would look to clients.
+    pub fn stop(&self) {
+        self.pg_ctl(&["-m", "immediate", "stop"]);
     }
-    let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
-    panic!("the test PostgreSQL did not start within 60s:\n{log}");
+
+    /// Starts the server again on the same port with the same data.
+    pub fn start_again(&self) {
+        let log = format!(
+            "{}/log",
+            self.data_dir.as_ref().unwrap().parent().unwrap().display()
+        );
+        self.pg_ctl(&["-l", &log, "-o", &self.options, "-w", "-t", "60", "start"]);
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let (Some(pg_ctl), Some(data)) = (&self.pg_ctl, &self.data_dir) else {
+            panic!("only a temporary cluster can be stopped and started");
+        };
+        let status = as_db_user(pg_ctl.to_str().unwrap())
+            .args(["-D", data.to_str().unwrap()])
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run pg_ctl");
+        assert!(status.success(), "pg_ctl {args:?} failed");
+    }
 }
