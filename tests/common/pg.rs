@@ -171,9 +171,9 @@ impl Cluster {
         }
     }
 
-    /// Stops the server at once, as a crash or a network cut would look to clients.
+    /// Stops the server, cutting every client connection.
     pub fn stop(&self) {
-        self.pg_ctl(&["-m", "immediate", "stop"]);
+        self.pg_ctl(&["-m", "fast", "stop"]);
     }
 
     /// Starts the server again on the same port with the same data.
