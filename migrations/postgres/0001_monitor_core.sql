@@ -24,10 +24,11 @@ CREATE TABLE websites (
 CREATE INDEX websites_name ON websites (lower(name), id);
 
 -- One row per website and slot (its scheduled time). Columns are ordered widest
--- first so the row has no alignment padding.
+-- first so the row has no alignment padding, and website_id is a 4-byte integer:
+-- with the 24-byte tuple header a row then fits in 48 bytes instead of 56.
 CREATE TABLE checks (
     slot          timestamptz NOT NULL,
-    website_id    bigint      NOT NULL REFERENCES websites (id) ON DELETE CASCADE,
+    website_id    integer     NOT NULL REFERENCES websites (id) ON DELETE CASCADE,
     delay_ms      integer     NOT NULL, -- the request started this long after its slot
     response_ms   integer     NOT NULL,
     status_code   smallint,

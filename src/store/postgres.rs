@@ -28,7 +28,7 @@ const WEBSITE_COLUMNS: &str = "id, name, url, interval_ms, timeout_ms, paused, c
     last_error_kind, last_error_message, status_since";
 
 const CHECK_COLUMNS: &str =
-    "website_id, slot, delay_ms, up, status_code, response_ms, error_kind, error_message";
+    "website_id::int8 AS website_id, slot, delay_ms, up, status_code, response_ms, error_kind, error_message";
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -263,14 +263,14 @@ impl Store for PostgresStore {
         let inserted: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(
             "INSERT INTO checks (website_id, slot, delay_ms, up, status_code, response_ms, \
              error_kind, error_message) \
-             SELECT t.website_id, t.slot, t.delay_ms, t.up, t.status_code, t.response_ms, \
+             SELECT t.website_id::int4, t.slot, t.delay_ms, t.up, t.status_code, t.response_ms, \
              t.error_kind, t.error_message \
              FROM unnest($1::int8[], $2::timestamptz[], $3::int4[], $4::bool[], $5::int2[], \
              $6::int4[], $7::text[], $8::text[]) \
              AS t(website_id, slot, delay_ms, up, status_code, response_ms, error_kind, error_message) \
              JOIN websites w ON w.id = t.website_id \
              ORDER BY t.website_id, t.slot \
-             ON CONFLICT (website_id, slot) DO NOTHING RETURNING website_id, slot",
+             ON CONFLICT (website_id, slot) DO NOTHING RETURNING website_id::int8, slot",
         )
         .bind(arrays.website_id)
         .bind(arrays.slot)
