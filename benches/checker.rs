@@ -1,1 +1,302 @@
-fn main() {}
+//! Checker throughput and schedule lateness, measured on the real binary.
+//!
+//! For each database and each size N, N websites with a 60 s interval point at a
+//! local target server; `sitepulse serve` runs as a child process for a warm-up and
+//! then a measured window of `BENCH_SECONDS` (default 60, so every website is due
+//! exactly once). Printed per run: sustained checks/s, lateness (how long after its
+//! slot each check started: p50, p99, max), checks missing from the window, CPU
+//! seconds per 1,000 checks and in percent of one core, and peak RSS of the service.
+//!
+//! Then the checker is saturated (websites every second, far more than it can do)
+//! and its checks/s are compared with `wrk` opening a new connection per request
+//! against the same target.
+//!
+//! `BENCH_SIZES=1000,10000,50000` and `BENCH_DATABASES=sqlite,postgres` choose the runs.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use common::TestDb;
+use sitepulse::store::DatabaseUrl;
+use sqlx::Connection;
+
+fn env_list(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+#[tokio::main]
+async fn main() {
+    sitepulse::install_crypto_provider();
+    let sizes: Vec<usize> = env_list("BENCH_SIZES", "1000,10000,50000")
+        .iter()
+        .map(|s| s.parse().expect("BENCH_SIZES holds numbers"))
+        .collect();
+    let databases = env_list("BENCH_DATABASES", "sqlite,postgres");
+    let window: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let (target, hits) = start_target().await;
+    println!("checker bench: target {target}, measured window {window}s after a 10s warm-up");
+    for db in &databases {
+        for &n in &sizes {
+            let test_db = match db.as_str() {
+                "sqlite" => TestDb::sqlite(),
+                "postgres" => TestDb::postgres().await,
+                other => panic!("unknown database {other:?}"),
+            };
+            scheduled_run(db, &test_db, n, &target, window).await;
+        }
+    }
+    saturation(&target, &hits).await;
+}
+
+/// A minimal web server answering 200 to everything, counting requests.
+async fn start_target() -> (String, Arc<AtomicU64>) {
+    let hits = Arc::new(AtomicU64::new(0));
+    let counter = hits.clone();
+    let app = Router::new().route(
+        "/",
+        get(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+            async { "ok" }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/"), hits)
+}
+
+/// Inserts `n` websites in one statement.
+async fn create_websites(db: &DatabaseUrl, n: usize, url: &str, interval_ms: i64, timeout_ms: i64) {
+    match db {
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{path}"))
+                .await
+                .unwrap();
+            sqlx::query(
+                "WITH RECURSIVE m(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM m WHERE i < ?) \
+                 INSERT INTO websites (name, url, interval_ms, timeout_ms, paused, created_at, updated_at) \
+                 SELECT 'site ' || i, ?, ?, ?, 0, 0, 0 FROM m",
+            )
+            .bind(n as i64)
+            .bind(url)
+            .bind(interval_ms)
+            .bind(timeout_ms)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        DatabaseUrl::Postgres(url_db) => {
+            let mut conn = sqlx::PgConnection::connect(url_db).await.unwrap();
+            sqlx::query(
+                "INSERT INTO websites (name, url, interval_ms, timeout_ms, paused, created_at, updated_at) \
+                 SELECT 'site ' || i, $2, $3, $4, false, now(), now() FROM generate_series(1, $1::int8) i",
+            )
+            .bind(n as i64)
+            .bind(url)
+            .bind(interval_ms)
+            .bind(timeout_ms)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+/// Delays (ms) of the checks whose slots lie in `[from, to)`.
+async fn delays(db: &DatabaseUrl, from: DateTime<Utc>, to: DateTime<Utc>) -> (Vec<i64>, u64) {
+    match db {
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{path}"))
+                .await
+                .unwrap();
+            let rows: Vec<(i64, bool)> =
+                sqlx::query_as("SELECT delay_ms, up FROM checks WHERE slot >= ? AND slot < ?")
+                    .bind(from.timestamp_millis())
+                    .bind(to.timestamp_millis())
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+            split(rows)
+        }
+        DatabaseUrl::Postgres(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            let rows: Vec<(i32, bool)> =
+                sqlx::query_as("SELECT delay_ms, up FROM checks WHERE slot >= $1 AND slot < $2")
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+            split(rows.into_iter().map(|(d, up)| (i64::from(d), up)).collect())
+        }
+    }
+}
+
+fn split(rows: Vec<(i64, bool)>) -> (Vec<i64>, u64) {
+    let down = rows.iter().filter(|(_, up)| !up).count() as u64;
+    (rows.into_iter().map(|(d, _)| d).collect(), down)
+}
+
+fn spawn_service(db: &TestDb, extra: &[&str]) -> Child {
+    let port = common::pg::free_port();
+    Command::new(env!("CARGO_BIN_EXE_sitepulse"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--database-url", &db.url_string()])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start sitepulse")
+}
+
+/// CPU seconds (user + system) the process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Peak resident set size in MB.
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn scheduled_run(db_name: &str, db: &TestDb, n: usize, target: &str, window: u64) {
+    db.store().await; // migrate
+    create_websites(&db.url, n, target, 60_000, 10_000).await;
+    let child = spawn_service(db, &[]);
+    let pid = child.id();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let from = Utc::now();
+    let cpu_before = cpu_seconds(pid);
+    tokio::time::sleep(Duration::from_secs(window)).await;
+    let to = Utc::now();
+    let cpu = cpu_seconds(pid) - cpu_before;
+    let rss = peak_rss_mb(pid);
+    stop(child);
+
+    let (mut late, down) = delays(&db.url, from, to).await;
+    late.sort_unstable();
+    let checks = late.len() as f64;
+    let expected = n as f64 * (to - from).num_milliseconds() as f64 / 60_000.0;
+    let p99 = percentile(&late, 0.99);
+    let max = late.last().copied().unwrap_or(0);
+    println!(
+        "[{db_name} N={n}] {:.1} checks/s ({} checks, ~{:.0} due, {down} down); lateness p50 {} ms, \
+         p99 {p99} ms, max {max} ms; CPU {:.3} s per 1,000 checks, {:.1} % of one core; peak RSS {:.1} MB",
+        checks / (to - from).num_milliseconds() as f64 * 1000.0,
+        late.len(),
+        expected,
+        percentile(&late, 0.5),
+        cpu / (checks / 1000.0).max(1e-9),
+        cpu / (to - from).num_milliseconds() as f64 * 1000.0 * 100.0,
+        rss,
+    );
+    if n == 10_000 {
+        let core = cpu / (to - from).num_milliseconds() as f64 * 1000.0 * 100.0;
+        println!(
+            "[{db_name} N={n}] goal p99 < 1000 ms, < 15 % of a core, < 150 MB: {}",
+            if p99 < 1000 && core < 15.0 && rss < 150.0 { "met" } else { "MISSED" }
+        );
+    }
+    if n == 50_000 {
+        println!(
+            "[{db_name} N={n}] goal every check inside its minute (max lateness < 60 s, none missing): {}",
+            if max < 60_000 && checks >= expected * 0.99 { "met" } else { "MISSED" }
+        );
+    }
+}
+
+/// The checker flat out versus wrk with a new connection per request.
+async fn saturation(target: &str, hits: &AtomicU64) {
+    let db = TestDb::sqlite();
+    db.store().await;
+    let n = 6000;
+    create_websites(&db.url, n, target, 1000, 900).await;
+    let child = spawn_service(&db, &[]);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = hits.load(Ordering::Relaxed);
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let checker_rate = (hits.load(Ordering::Relaxed) - before) as f64 / start.elapsed().as_secs_f64();
+    stop(child);
+    println!("[saturated] checker: {checker_rate:.0} checks/s with {n} websites due every second");
+
+    let wrk = Command::new("wrk")
+        .args(["-t", "2", "-c", "64", "-d", "15s", "-H", "Connection: close", target])
+        .output();
+    match wrk {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let rate: f64 = text
+                .lines()
+                .find(|l| l.starts_with("Requests/sec:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            println!(
+                "[saturated] wrk, new connection per request: {rate:.0} requests/s; ratio {:.2} (goal >= 0.5: {})",
+                checker_rate / rate,
+                if checker_rate / rate >= 0.5 { "met" } else { "MISSED" }
+            );
+        }
+        _ => println!("[saturated] wrk is not installed (apt-get install wrk): no ratio"),
+    }
+}

@@ -8,7 +8,6 @@
 //! `BENCH_DATABASES=sqlite,postgres` chooses the databases.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::sync::Arc;
