@@ -173,7 +173,10 @@ fn cpu_seconds(pid: u32) -> f64 {
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
     ticks / clock_ticks()
 }
 
@@ -253,13 +256,21 @@ async fn scheduled_run(db_name: &str, db: &TestDb, n: usize, target: &str, windo
         let core = cpu / (to - from).num_milliseconds() as f64 * 1000.0 * 100.0;
         println!(
             "[{db_name} N={n}] goal p99 < 1000 ms, < 15 % of a core, < 150 MB: {}",
-            if p99 < 1000 && core < 15.0 && rss < 150.0 { "met" } else { "MISSED" }
+            if p99 < 1000 && core < 15.0 && rss < 150.0 {
+                "met"
+            } else {
+                "MISSED"
+            }
         );
     }
     if n == 50_000 {
         println!(
             "[{db_name} N={n}] goal every check inside its minute (max lateness < 60 s, none missing): {}",
-            if max < 60_000 && checks >= expected * 0.99 { "met" } else { "MISSED" }
+            if max < 60_000 && checks >= expected * 0.99 {
+                "met"
+            } else {
+                "MISSED"
+            }
         );
     }
 }
@@ -275,12 +286,23 @@ async fn saturation(target: &str, hits: &AtomicU64) {
     let before = hits.load(Ordering::Relaxed);
     let start = Instant::now();
     tokio::time::sleep(Duration::from_secs(15)).await;
-    let checker_rate = (hits.load(Ordering::Relaxed) - before) as f64 / start.elapsed().as_secs_f64();
+    let checker_rate =
+        (hits.load(Ordering::Relaxed) - before) as f64 / start.elapsed().as_secs_f64();
     stop(child);
     println!("[saturated] checker: {checker_rate:.0} checks/s with {n} websites due every second");
 
     let wrk = Command::new("wrk")
-        .args(["-t", "2", "-c", "64", "-d", "15s", "-H", "Connection: close", target])
+        .args([
+            "-t",
+            "2",
+            "-c",
+            "64",
+            "-d",
+            "15s",
+            "-H",
+            "Connection: close",
+            target,
+        ])
         .output();
     match wrk {
         Ok(out) if out.status.success() => {
@@ -294,7 +316,11 @@ async fn saturation(target: &str, hits: &AtomicU64) {
             println!(
                 "[saturated] wrk, new connection per request: {rate:.0} requests/s; ratio {:.2} (goal >= 0.5: {})",
                 checker_rate / rate,
-                if checker_rate / rate >= 0.5 { "met" } else { "MISSED" }
+                if checker_rate / rate >= 0.5 {
+                    "met"
+                } else {
+                    "MISSED"
+                }
             );
         }
         _ => println!("[saturated] wrk is not installed (apt-get install wrk): no ratio"),

@@ -53,7 +53,9 @@ fn month_start() -> i64 {
 async fn sqlite(websites: usize) {
     let db = common::TestDb::sqlite();
     let path = db.url_string();
-    let store = SqliteStore::open(&path, StoreOptions::default()).await.unwrap();
+    let store = SqliteStore::open(&path, StoreOptions::default())
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let pool = store.pool().clone();
     create_websites(&store, websites).await;
@@ -106,7 +108,15 @@ async fn sqlite(websites: usize) {
     .await
     .unwrap();
     let store: DynStore = Arc::new(store);
-    report("sqlite", websites, loaded, raw_bytes, aggregate_bytes, store).await;
+    report(
+        "sqlite",
+        websites,
+        loaded,
+        raw_bytes,
+        aggregate_bytes,
+        store,
+    )
+    .await;
 }
 
 async fn set_current_state_sqlite(pool: &sqlx::SqlitePool) {
@@ -122,7 +132,9 @@ async fn set_current_state_sqlite(pool: &sqlx::SqlitePool) {
 
 async fn postgres(websites: usize) {
     let url = common::pg::fresh_database().await;
-    let store = PostgresStore::connect(&url, StoreOptions::default()).await.unwrap();
+    let store = PostgresStore::connect(&url, StoreOptions::default())
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let pool = store.pool().clone();
     create_websites(&store, websites).await;
@@ -147,7 +159,10 @@ async fn postgres(websites: usize) {
         .unwrap();
     }
     let loaded = load.elapsed();
-    sqlx::query("VACUUM ANALYZE checks").execute(&pool).await.unwrap();
+    sqlx::query("VACUUM ANALYZE checks")
+        .execute(&pool)
+        .await
+        .unwrap();
     let raw_bytes: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('checks')")
         .fetch_one(&pool)
         .await
@@ -183,7 +198,15 @@ async fn postgres(websites: usize) {
     .await
     .unwrap();
     let store: DynStore = Arc::new(store);
-    report("postgres", websites, loaded, raw_bytes, aggregate_bytes, store).await;
+    report(
+        "postgres",
+        websites,
+        loaded,
+        raw_bytes,
+        aggregate_bytes,
+        store,
+    )
+    .await;
 }
 
 async fn create_websites(store: &dyn Store, n: usize) {
@@ -208,7 +231,10 @@ async fn report(
     store: DynStore,
 ) {
     let rows = websites as i64 * DAYS * PER_DAY;
-    println!("\n[{db}] loaded {rows} checks in {:.1}s", loaded.as_secs_f64());
+    println!(
+        "\n[{db}] loaded {rows} checks in {:.1}s",
+        loaded.as_secs_f64()
+    );
     println!(
         "[{db}] storage: raw checks {:.2} MB per website-month ({:.1} bytes per check); \
          aggregates {:.3} MB per website-month",
@@ -225,7 +251,11 @@ async fn report(
         let t = Instant::now();
         let days = store.daily_history(id, from, today).await.unwrap();
         history.push(t.elapsed());
-        assert_eq!(days.len(), DAYS as usize, "30 days of history for website {id}");
+        assert_eq!(
+            days.len(),
+            DAYS as usize,
+            "30 days of history for website {id}"
+        );
     }
     let mut list = Vec::new();
     for _ in 0..200 {

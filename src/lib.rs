@@ -100,7 +100,12 @@ impl Server {
         let state = AppState {
             store: store.clone(),
             events: events.clone(),
-            websites: Websites::new(store.clone(), events.clone(), config.check_defaults()),
+            websites: Websites::new(
+                store.clone(),
+                events.clone(),
+                config.check_defaults(),
+                config.timezone,
+            ),
         };
         let shutdown = CancellationToken::new();
         let scheduler = Scheduler::new(

@@ -4,7 +4,12 @@
 
 use std::sync::Arc;
 
-use crate::domain::{CheckDefaults, NewWebsite, ValidationError, Website, WebsiteId, WebsitePatch};
+use chrono::{Duration, Utc};
+use chrono_tz::Tz;
+
+use crate::domain::{
+    CheckDefaults, DayStat, NewWebsite, Tally, ValidationError, Website, WebsiteId, WebsitePatch,
+};
 use crate::events::{ChangeKind, Event, EventBus, WebsiteChange};
 use crate::store::{DynStore, StoreError};
 
@@ -18,20 +23,61 @@ pub enum WebsiteError {
     Store(#[from] StoreError),
 }
 
+/// Longest history a caller may ask for, in days.
+pub const MAX_HISTORY_DAYS: u32 = 400;
+
+/// Counts over the windows a website's page shows; [`Tally::uptime`] gives the percentages.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Uptime {
+    pub day: Tally,
+    pub week: Tally,
+    pub month: Tally,
+}
+
 #[derive(Clone)]
 pub struct Websites {
     store: DynStore,
     events: EventBus,
     defaults: CheckDefaults,
+    timezone: Tz,
 }
 
 impl Websites {
-    pub fn new(store: DynStore, events: EventBus, defaults: CheckDefaults) -> Self {
+    pub fn new(store: DynStore, events: EventBus, defaults: CheckDefaults, timezone: Tz) -> Self {
         Self {
             store,
             events,
             defaults,
+            timezone,
         }
+    }
+
+    /// One entry per calendar day (in the configured zone) that had checks, for the
+    /// last `days` days including today, oldest first.
+    pub async fn history(&self, id: WebsiteId, days: u32) -> Result<Vec<DayStat>, WebsiteError> {
+        if days == 0 || days > MAX_HISTORY_DAYS {
+            return Err(ValidationError::new(
+                "days",
+                format!("days must be between 1 and {MAX_HISTORY_DAYS}"),
+            )
+            .into());
+        }
+        let today = Utc::now().with_timezone(&self.timezone).date_naive();
+        let from = today - Duration::days(i64::from(days) - 1);
+        Ok(self.store.daily_history(id, from, today).await?)
+    }
+
+    /// Uptime over the last 24 hours, 7 days and 30 days.
+    pub async fn uptime(&self, id: WebsiteId) -> Result<Uptime, WebsiteError> {
+        let now = Utc::now();
+        Ok(Uptime {
+            day: self
+                .store
+                .tally_since(id, now - Duration::hours(24))
+                .await?,
+            week: self.store.tally_since(id, now - Duration::days(7)).await?,
+            month: self.store.tally_since(id, now - Duration::days(30)).await?,
+        })
     }
 
     pub async fn create(&self, input: &NewWebsite<'_>) -> Result<Website, WebsiteError> {

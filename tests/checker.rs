@@ -150,7 +150,7 @@ impl Running {
     async fn start(db: TestDb, defaults: CheckDefaults) -> Self {
         let store = db.store().await;
         let events = EventBus::default();
-        let websites = Websites::new(store.clone(), events.clone(), defaults);
+        let websites = Websites::new(store.clone(), events.clone(), defaults, chrono_tz::Tz::UTC);
         let writer_config = WriterConfig {
             flush_every: Duration::from_millis(50),
             ..WriterConfig::default()

@@ -511,3 +511,70 @@ async fn deleting_a_website_deletes_its_history(db: TestDb) {
         0
     );
 }
+
+/// History as pages ask for it: the last N calendar days in the configured zone.
+mod history {
+    use super::*;
+    use sitepulse::events::EventBus;
+    use sitepulse::websites::{WebsiteError, Websites};
+
+    #[tokio::test]
+    async fn the_last_30_days_including_today_and_uptime_windows() {
+        let tokyo: Tz = "Asia/Tokyo".parse().unwrap();
+        let db = TestDb::sqlite();
+        let store = db.store_in(tokyo).await;
+        let websites = Websites::new(
+            store.clone(),
+            EventBus::default(),
+            CheckDefaults::default(),
+            tokyo,
+        );
+        let id = new_site(&store, "tokyo").await;
+        let now = Utc::now();
+        let batch: Vec<Check> = [0i64, 2, 10, 28, 31, 45]
+            .iter()
+            .map(|days| {
+                check(
+                    id,
+                    now - chrono::Duration::days(*days) - chrono::Duration::minutes(5),
+                    *days != 10,
+                    100,
+                )
+            })
+            .collect();
+        store.record_checks(&batch).await.unwrap();
+
+        let history = websites.history(id, 30).await.unwrap();
+        let today = now.with_timezone(&tokyo).date_naive();
+        let dates: Vec<NaiveDate> = history.iter().map(|d| d.date).collect();
+        // 28 days ago is inside (today and the 29 days before it); 31 and 45 days ago are not.
+        assert_eq!(dates.len(), 4, "{dates:?}");
+        assert_eq!(
+            *dates.last().unwrap(),
+            (now - chrono::Duration::minutes(5))
+                .with_timezone(&tokyo)
+                .date_naive()
+        );
+        assert!(
+            dates
+                .iter()
+                .all(|d| *d > today - chrono::Duration::days(30))
+        );
+        assert_eq!(websites.history(id, 90).await.unwrap().len(), 6);
+        assert!(matches!(
+            websites.history(id, 0).await,
+            Err(WebsiteError::Invalid(_))
+        ));
+        assert!(matches!(
+            websites.history(id, 401).await,
+            Err(WebsiteError::Invalid(_))
+        ));
+
+        let uptime = websites.uptime(id).await.unwrap();
+        assert_eq!(uptime.day.checks, 1);
+        assert_eq!(uptime.day.uptime(), Some(100.0));
+        assert_eq!(uptime.week.checks, 2);
+        assert_eq!(uptime.month.checks, 4);
+        assert_eq!(uptime.month.uptime(), Some(75.0));
+    }
+}

@@ -27,8 +27,7 @@ const WEBSITE_COLUMNS: &str = "id, name, url, interval_ms, timeout_ms, paused, c
     updated_at, last_slot, last_delay_ms, last_up, last_status_code, last_response_ms, \
     last_error_kind, last_error_message, status_since";
 
-const CHECK_COLUMNS: &str =
-    "website_id::int8 AS website_id, slot, delay_ms, up, status_code, response_ms, error_kind, error_message";
+const CHECK_COLUMNS: &str = "website_id::int8 AS website_id, slot, delay_ms, up, status_code, response_ms, error_kind, error_message";
 
 pub struct PostgresStore {
     pool: PgPool,
