@@ -45,6 +45,10 @@ pub fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Losing stderr (a log collector that went away) must not take the service
+        // down: the subscriber would otherwise report the failed write with a
+        // panicking `eprintln!`.
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -19,6 +19,16 @@ fn sitepulse() -> Command {
     c
 }
 
+/// Kills the service if a test fails before stopping it, so no process outlives the test.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn wait_for_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
@@ -42,6 +52,7 @@ fn terminate(child: &Child) {
 }
 
 async fn wait_healthy(port: u16) {
+    sitepulse::install_crypto_provider();
     common::eventually(30, "the service to answer /healthz", || async move {
         let r = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
             .await
@@ -141,12 +152,15 @@ async fn serves_health_and_stops_cleanly_on_sigterm_after_writing_checks_in_flig
     let site = store.create_website(&spec).await.unwrap();
 
     let port = free_port();
-    let mut child = sitepulse()
-        .current_dir(dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut service = KillOnDrop(
+        sitepulse()
+            .current_dir(dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut service.0;
     wait_healthy(port).await;
     let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
         .await
@@ -166,8 +180,8 @@ async fn serves_health_and_stops_cleanly_on_sigterm_after_writing_checks_in_flig
         (target.hits() >= 1).then_some(())
     })
     .await;
-    terminate(&child);
-    let status = wait_for_exit(&mut child, 15);
+    terminate(child);
+    let status = wait_for_exit(child, 15);
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(
@@ -208,4 +222,64 @@ fn the_default_database_is_a_sqlite_file_in_the_working_directory() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(dir.path().join("sitepulse.db").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_for_clusters() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut service = KillOnDrop(
+        sitepulse()
+            .current_dir(dir.path())
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--log-format",
+                "json",
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut service.0;
+    wait_healthy(port).await;
+    terminate(child);
+    assert!(wait_for_exit(child, 15).success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "Site Pulse 360 serving"),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["timestamp"].is_string())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_stderr_does_not_stop_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut service = KillOnDrop(
+        sitepulse()
+            .current_dir(dir.path())
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // The log reader goes away: every later log line fails to write.
+    drop(service.0.stderr.take());
+    wait_healthy(port).await;
+    assert!(service.0.try_wait().unwrap().is_none(), "still running");
+    terminate(&service.0);
+    assert!(wait_for_exit(&mut service.0, 15).success());
 }
