@@ -282,7 +282,8 @@ async fn saturation(target: &str, hits: &AtomicU64) {
     // Far more than two cores can check: the checker runs flat out.
     let n = 30_000;
     create_websites(&db.url, n, target, 1000, 900).await;
-    let child = spawn_service(&db, &[]);
+    let concurrency = std::env::var("BENCH_CONCURRENCY").unwrap_or_else(|_| "1024".into());
+    let child = spawn_service(&db, &["--check-concurrency", &concurrency]);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let before = hits.load(Ordering::Relaxed);
     let start = Instant::now();
@@ -291,8 +292,8 @@ async fn saturation(target: &str, hits: &AtomicU64) {
         (hits.load(Ordering::Relaxed) - before) as f64 / start.elapsed().as_secs_f64();
     stop(child);
     println!(
-        "[saturated] checker: {checker_rate:.0} checks/s with {n} websites due every second ({} due per second)",
-        n
+        "[saturated] checker: {checker_rate:.0} checks/s with {n} websites due every second, \
+         at most {concurrency} at once"
     );
 
     let wrk = Command::new("wrk")

@@ -20,6 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -118,19 +119,36 @@ impl Scheduler {
         let abandon = CancellationToken::new();
         let mut next_resync = Instant::now();
         let mut first_load = true;
+        // The website list is read in its own task so that a slow read (tens of
+        // thousands of rows on a busy database) never holds back due checks.
+        let mut listing: Option<JoinHandle<crate::store::Result<Vec<Website>>>> = None;
+        // Websites changed by events while a read is under way: the events are newer.
+        let mut touched: HashSet<WebsiteId> = HashSet::new();
         loop {
-            let wake = self
-                .next_due_instant()
-                .unwrap_or(next_resync)
-                .min(next_resync);
+            if listing.is_none() && Instant::now() >= next_resync {
+                let store = self.store.clone();
+                listing = Some(tokio::spawn(async move { store.websites().await }));
+                touched.clear();
+            }
+            let wake = self.next_due_instant().unwrap_or(next_resync);
+            let wake = if listing.is_some() {
+                wake
+            } else {
+                wake.min(next_resync)
+            };
             tokio::select! {
                 () = cancel.cancelled() => break,
                 () = sleep_until(wake) => {}
                 event = changes.recv() => match event {
-                    Ok(Event::WebsiteChanged(change)) => match change.kind {
-                        ChangeKind::Deleted => self.remove(change.website.id),
-                        ChangeKind::Created | ChangeKind::Updated => self.apply(&change.website, true),
-                    },
+                    Ok(Event::WebsiteChanged(change)) => {
+                        touched.insert(change.website.id);
+                        match change.kind {
+                            ChangeKind::Deleted => self.remove(change.website.id),
+                            ChangeKind::Created | ChangeKind::Updated => {
+                                self.apply(&change.website, true)
+                            }
+                        }
+                    }
                     Ok(_) => {}
                     Err(RecvError::Lagged(missed)) => {
                         tracing::debug!(missed, "scheduler missed website changes; re-reading the list");
@@ -138,20 +156,29 @@ impl Scheduler {
                     }
                     Err(RecvError::Closed) => {}
                 },
-            }
-            if Instant::now() >= next_resync {
-                match self.resync(!first_load).await {
-                    Ok(()) => {
-                        first_load = false;
-                        next_resync = Instant::now() + self.config.resync_every;
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = %err, "cannot read the website list; keeping the current schedule");
-                        next_resync = Instant::now() + Duration::from_secs(2);
+                read = async { listing.as_mut().expect("guarded").await }, if listing.is_some() => {
+                    listing = None;
+                    match read {
+                        Ok(Ok(websites)) => {
+                            self.resync(&websites, !first_load, &touched);
+                            first_load = false;
+                            next_resync = Instant::now() + self.config.resync_every;
+                        }
+                        Ok(Err(err)) => {
+                            tracing::warn!(error = %err, "cannot read the website list; keeping the current schedule");
+                            next_resync = Instant::now() + Duration::from_secs(2);
+                        }
+                        Err(err) => {
+                            tracing::error!(error = %err, "reading the website list failed");
+                            next_resync = Instant::now() + Duration::from_secs(2);
+                        }
                     }
                 }
             }
             self.start_due(&tracker, &abandon);
+        }
+        if let Some(listing) = listing {
+            listing.abort();
         }
         tracker.close();
         let in_flight = tracker.len();
@@ -274,21 +301,23 @@ impl Scheduler {
         }
     }
 
-    async fn resync(&mut self, first_check_now: bool) -> crate::store::Result<()> {
-        let websites = self.store.websites().await?;
+    /// Brings the schedule in line with a freshly read website list, except for the
+    /// websites in `skip`, whose changes arrived as events after the read began.
+    fn resync(&mut self, websites: &[Website], first_check_now: bool, skip: &HashSet<WebsiteId>) {
         let seen: HashSet<WebsiteId> = websites.iter().map(|w| w.id).collect();
-        for website in &websites {
-            self.apply(website, first_check_now);
+        for website in websites {
+            if !skip.contains(&website.id) {
+                self.apply(website, first_check_now);
+            }
         }
         let gone: Vec<WebsiteId> = self
             .entries
             .keys()
-            .filter(|id| !seen.contains(id))
+            .filter(|id| !seen.contains(id) && !skip.contains(id))
             .copied()
             .collect();
         for id in gone {
             self.remove(id);
         }
-        Ok(())
     }
 }
