@@ -29,6 +29,19 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Starts `sitepulse serve` in `dir` on `port` with its stderr captured.
+fn start_service(dir: &std::path::Path, port: u16, extra: &[&str]) -> KillOnDrop {
+    KillOnDrop(
+        sitepulse()
+            .current_dir(dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 fn wait_for_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
@@ -152,14 +165,7 @@ async fn serves_health_and_stops_cleanly_on_sigterm_after_writing_checks_in_flig
     let site = store.create_website(&spec).await.unwrap();
 
     let port = free_port();
-    let mut service = KillOnDrop(
-        sitepulse()
-            .current_dir(dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut service = start_service(dir, port, &[]);
     let child = &mut service.0;
     wait_healthy(port).await;
     let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
@@ -228,19 +234,7 @@ fn the_default_database_is_a_sqlite_file_in_the_working_directory() {
 async fn json_logs_for_clusters() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut service = KillOnDrop(
-        sitepulse()
-            .current_dir(dir.path())
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--log-format",
-                "json",
-            ])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut service = start_service(dir.path(), port, &["--log-format", "json"]);
     let child = &mut service.0;
     wait_healthy(port).await;
     terminate(child);
@@ -268,14 +262,7 @@ async fn json_logs_for_clusters() {
 async fn losing_stderr_does_not_stop_the_service() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut service = KillOnDrop(
-        sitepulse()
-            .current_dir(dir.path())
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut service = start_service(dir.path(), port, &[]);
     // The log reader goes away: every later log line fails to write.
     drop(service.0.stderr.take());
     wait_healthy(port).await;

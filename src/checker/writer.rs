@@ -193,8 +193,9 @@ impl Writer {
             self.unreported_drops = 0;
         }
         let n = self.buffer.len().min(self.config.batch_size);
-        let batch: Vec<Check> = self.buffer.iter().take(n).cloned().collect();
-        match self.store.record_checks(&batch).await {
+        // The batch stays in the buffer until it is stored, so a failed write loses nothing.
+        let batch = &self.buffer.make_contiguous()[..n];
+        match self.store.record_checks(batch).await {
             Ok(recorded) => {
                 let failures = self.stats.failed_flushes.load(Ordering::Relaxed);
                 self.buffer.drain(..n);
