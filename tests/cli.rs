@@ -42,6 +42,17 @@ fn start_service(dir: &std::path::Path, port: u16, extra: &[&str]) -> KillOnDrop
     )
 }
 
+/// Runs a command to completion and fails the test, with its stderr, if it failed.
+fn run_ok(command: &mut Command) -> std::process::Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn wait_for_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
@@ -129,15 +140,7 @@ fn bad_configuration_is_rejected_before_start() {
 #[tokio::test]
 async fn migrate_prepares_both_databases() {
     for db in [TestDb::sqlite(), TestDb::postgres().await] {
-        let out = sitepulse()
-            .args(["migrate", "--database-url", &db.url_string()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = run_ok(sitepulse().args(["migrate", "--database-url", &db.url_string()]));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("migrations applied"), "{stdout}");
         // Migrated already: the store opens and works.
@@ -217,16 +220,7 @@ async fn serves_health_and_stops_cleanly_on_sigterm_after_writing_checks_in_flig
 #[test]
 fn the_default_database_is_a_sqlite_file_in_the_working_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let out = sitepulse()
-        .current_dir(dir.path())
-        .arg("migrate")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(sitepulse().current_dir(dir.path()).arg("migrate"));
     assert!(dir.path().join("sitepulse.db").is_file());
 }
 

@@ -282,11 +282,11 @@ impl Store for SqliteStore {
 
         let (hours, days) = aggregate(&stored, self.timezone);
         for ((website, hour), t) in &hours {
-            upsert_tally(&mut tx, "check_hours", "hour", *website, *hour, t).await?;
+            upsert_tally(&mut tx, UPSERT_HOUR, *website, *hour, t).await?;
         }
         for ((website, day), t) in &days {
             let day = day.format("%Y-%m-%d").to_string();
-            upsert_tally(&mut tx, "check_days", "day", *website, day, t).await?;
+            upsert_tally(&mut tx, UPSERT_DAY, *website, day, t).await?;
         }
 
         let mut before = HashMap::new();
@@ -429,10 +429,23 @@ impl Store for SqliteStore {
     }
 }
 
+/// Adds a batch's counts to one aggregate row (hour or day), creating it if needed.
+const UPSERT_HOUR: &str = "INSERT INTO check_hours \
+     (website_id, hour, checks, up_checks, response_ms_sum, responses) \
+     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (website_id, hour) DO UPDATE SET \
+     checks = checks + excluded.checks, up_checks = up_checks + excluded.up_checks, \
+     response_ms_sum = response_ms_sum + excluded.response_ms_sum, \
+     responses = responses + excluded.responses";
+const UPSERT_DAY: &str = "INSERT INTO check_days \
+     (website_id, day, checks, up_checks, response_ms_sum, responses) \
+     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (website_id, day) DO UPDATE SET \
+     checks = checks + excluded.checks, up_checks = up_checks + excluded.up_checks, \
+     response_ms_sum = response_ms_sum + excluded.response_ms_sum, \
+     responses = responses + excluded.responses";
+
 async fn upsert_tally<K>(
     tx: &mut Transaction<'static, Sqlite>,
-    table: &'static str,
-    key: &'static str,
+    sql: &'static str,
     website: WebsiteId,
     bucket: K,
     t: &Tally,
@@ -440,13 +453,6 @@ async fn upsert_tally<K>(
 where
     K: for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + Send,
 {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "INSERT INTO {table} (website_id, {key}, checks, up_checks, response_ms_sum, responses) \
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (website_id, {key}) DO UPDATE SET \
-         checks = checks + excluded.checks, up_checks = up_checks + excluded.up_checks, \
-         response_ms_sum = response_ms_sum + excluded.response_ms_sum, \
-         responses = responses + excluded.responses"
-    ));
     sqlx::query(sql)
         .bind(website)
         .bind(bucket)
