@@ -2,10 +2,14 @@
 //! environment variable named next to it, which is how containers configure it.
 
 use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
 use chrono_tz::Tz;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+
+use crate::auth::{AuthConfig, PasswordHasher, TrustedProxies, parse_network};
 
 use crate::domain::{CheckDefaults, MIN_INTERVAL, MIN_TIMEOUT};
 use crate::store::DatabaseUrl;
@@ -35,6 +39,26 @@ pub enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Manage users (password from SITEPULSE_PASSWORD or the first line of stdin).
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (a viewer unless --admin).
+    Add {
+        name: String,
+        /// Give the user the admin role.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Set a new password for a user and end their sessions.
+    Passwd { name: String },
+    /// List users and their roles.
+    List,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -147,6 +171,41 @@ pub struct Config {
     )]
     pub log_format: LogFormat,
 
+    /// Reverse proxies (addresses or networks, comma-separated) whose
+    /// X-Forwarded-For and X-Forwarded-Proto headers are believed.
+    #[arg(long, env = "SITEPULSE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network, global = true)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// Shortest password accepted for new passwords (at least 8).
+    #[arg(
+        long,
+        env = "SITEPULSE_MIN_PASSWORD_LENGTH",
+        default_value_t = 12,
+        global = true
+    )]
+    pub min_password_length: usize,
+
+    /// A session ends after this long without a request.
+    #[arg(long, env = "SITEPULSE_SESSION_IDLE_TIMEOUT", default_value = "7days", value_parser = parse_duration, global = true)]
+    pub session_idle_timeout: Duration,
+
+    /// A session ends this long after sign-in, however active.
+    #[arg(long, env = "SITEPULSE_SESSION_MAX_AGE", default_value = "30days", value_parser = parse_duration, global = true)]
+    pub session_max_age: Duration,
+
+    /// Sign-in attempts allowed per minute, per client address and per username.
+    #[arg(
+        long,
+        env = "SITEPULSE_LOGIN_RATE_LIMIT",
+        default_value = "10",
+        global = true
+    )]
+    pub login_rate_limit: NonZeroU32,
+
+    /// How many password hashes may be computed at once (default: cores - 1).
+    #[arg(long, env = "SITEPULSE_PASSWORD_HASH_CONCURRENCY", global = true)]
+    pub password_hash_concurrency: Option<NonZeroUsize>,
+
     /// How long shutdown waits for checks in flight before abandoning them.
     #[arg(long, env = "SITEPULSE_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration, global = true)]
     pub shutdown_grace: Duration,
@@ -164,6 +223,23 @@ impl Config {
         }
     }
 
+    pub fn auth(&self) -> AuthConfig {
+        AuthConfig {
+            public_read: self.public_read,
+            min_password_chars: self.min_password_length,
+            session_idle: self.session_idle_timeout,
+            session_max_age: self.session_max_age,
+            login_attempts_per_minute: self.login_rate_limit,
+            hash_concurrency: self
+                .password_hash_concurrency
+                .map_or_else(PasswordHasher::default_concurrency, NonZeroUsize::get),
+        }
+    }
+
+    pub fn trusted_proxies(&self) -> TrustedProxies {
+        TrustedProxies::new(self.trusted_proxies.clone())
+    }
+
     /// Rules between fields that clap cannot express.
     pub fn validate(&self) -> Result<(), String> {
         if self.check_interval < MIN_INTERVAL {
@@ -177,6 +253,16 @@ impl Config {
         }
         if self.aggregate_retention < Duration::from_secs(400 * 86_400) {
             return Err("--aggregate-retention must be at least 400 days".into());
+        }
+        if self.min_password_length < 8 {
+            return Err("--min-password-length must be at least 8".into());
+        }
+        if self.session_idle_timeout < Duration::from_secs(60)
+            || self.session_max_age < self.session_idle_timeout
+        {
+            return Err(
+                "--session-idle-timeout must be at least 1m and at most --session-max-age".into(),
+            );
         }
         if self.retention < Duration::from_secs(86_400) {
             return Err("--retention must be at least 1 day".into());

@@ -5,12 +5,15 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod auth;
 pub mod checker;
 pub mod config;
 pub mod domain;
 pub mod events;
 pub mod http;
 pub mod store;
+pub mod web;
 pub mod websites;
 
 use std::net::SocketAddr;
@@ -21,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Accounts;
 use crate::checker::{CheckerConfig, Probe, Retention, Scheduler, WriterConfig, WriterHandle};
 use crate::config::{Config, LeaderElection, LogFormat};
 use crate::events::EventBus;
@@ -93,6 +97,8 @@ impl Server {
             ),
         }
         let store = open_store(&config).await?;
+        let accounts = Accounts::new(store.clone(), config.auth());
+        create_first_admin(&accounts, &config).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -110,6 +116,8 @@ impl Server {
                 config.check_defaults(),
                 config.timezone,
             ),
+            accounts,
+            proxies: config.trusted_proxies(),
         };
         let shutdown = CancellationToken::new();
         let scheduler = Scheduler::new(
@@ -180,7 +188,8 @@ async fn run(
     let store = state.store.clone();
     let scheduler_task = tokio::spawn(scheduler.run(shutdown.clone()));
     let retention_task = tokio::spawn(checker::run_retention(store, retention, shutdown.clone()));
-    let app = http::router(state);
+    let housekeeping_task = tokio::spawn(housekeeping(state.accounts.clone(), shutdown.clone()));
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await
@@ -189,8 +198,46 @@ async fn run(
     shutdown.cancel();
     let _ = scheduler_task.await;
     let _ = retention_task.await;
+    let _ = housekeeping_task.await;
     drop(writer);
     let _ = writer_task.await;
     tracing::info!("stopped");
     served
+}
+
+/// When no user exists, creates the configured admin; a generated password is
+/// printed once, since nobody could sign in otherwise.
+async fn create_first_admin(accounts: &Accounts, config: &Config) -> anyhow::Result<()> {
+    let created = accounts
+        .ensure_first_admin(&config.admin_user, config.admin_password.as_deref())
+        .await
+        .context("cannot create the first admin (check SITEPULSE_ADMIN_USER and SITEPULSE_ADMIN_PASSWORD)")?;
+    match created {
+        Some((user, Some(password))) => tracing::warn!(
+            "created the first admin {:?} with the generated password {password} \
+             (shown only this once; sign in and change it)",
+            user.username
+        ),
+        Some((user, None)) => {
+            tracing::info!(admin = %user.username, "created the first admin from SITEPULSE_ADMIN_PASSWORD")
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// Hourly: deletes expired sessions and forgets idle rate-limit state.
+async fn housekeeping(accounts: Accounts, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match accounts.housekeeping().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "deleted expired sessions"),
+            Err(err) => tracing::warn!(error = %err, "cannot delete expired sessions"),
+        }
+    }
 }

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Healthcheck { url } => healthcheck(&cli.config, url).await,
+            Command::User { action } => sitepulse::admin::run(&cli.config, action).await,
         }
     });
     // Checks abandoned at shutdown must not hold the process open.

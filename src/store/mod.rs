@@ -7,6 +7,7 @@
 //! Pages and the API read history from the aggregates, so their cost does not grow
 //! with the number of raw checks.
 
+pub mod accounts;
 mod postgres;
 mod sqlite;
 
@@ -21,6 +22,7 @@ use chrono_tz::Tz;
 use crate::domain::{Check, DayStat, Status, Tally, Website, WebsiteId, WebsiteSpec};
 use crate::events::StatusChange;
 
+pub use accounts::{AccountStore, SessionCutoffs};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -53,7 +55,7 @@ pub struct Recorded {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AccountStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<()>;
     /// Cheap round trip for readiness probes.

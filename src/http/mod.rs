@@ -1,0 +1,105 @@
+//! The HTTP edge: shared state, the router with its protective layers, health
+//! endpoints, and the seed-compatible REST API.
+
+mod rest;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::csrf::{CsrfLayer, ProtectionError};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{Accounts, TrustedProxies};
+use crate::events::EventBus;
+use crate::store::DynStore;
+use crate::websites::Websites;
+
+/// Largest request body accepted: forms and API calls are small.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Pages load scripts, styles and images from this service only, and no other
+/// site may frame them.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
+    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Everything a request handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: DynStore,
+    pub events: EventBus,
+    pub websites: Websites,
+    pub accounts: Accounts,
+    pub proxies: TrustedProxies,
+}
+
+impl FromRef<AppState> for Accounts {
+    fn from_ref(state: &AppState) -> Self {
+        state.accounts.clone()
+    }
+}
+
+impl FromRef<AppState> for TrustedProxies {
+    fn from_ref(state: &AppState) -> Self {
+        state.proxies.clone()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(rest::routes())
+        .merge(crate::web::routes())
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // State-changing requests from other sites are refused (Origin and
+        // Sec-Fetch-Site); scripts without those headers, using tokens, pass.
+        .layer(CsrfLayer::new().with_rejection_response(cross_site_rejection))
+        .layer(security_header(
+            header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        ))
+        .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(security_header(header::REFERRER_POLICY, "same-origin"))
+        .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn cross_site_rejection(_: ProtectionError) -> axum::http::Response<axum::body::Body> {
+    (
+        StatusCode::FORBIDDEN,
+        "cross-site request refused: send it from this site's own pages, or use an API token\n",
+    )
+        .into_response()
+}
+
+fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+/// Alive: answers as long as the process serves HTTP; touches nothing external.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready: the database answers within two seconds.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness: database unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response()
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database did not answer in time\n",
+        )
+            .into_response(),
+    }
+}
