@@ -2,6 +2,7 @@
 //! HTTP targets on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod pg;
 pub mod targets;
 
