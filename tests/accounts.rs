@@ -560,3 +560,140 @@ async fn sessions_expire_when_idle_and_when_old(db: TestDb) {
     assert_eq!(idle.housekeeping().await.unwrap(), 1);
     assert!(accounts.session(&signed_in.token).await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_client_error() {
+    let app = App::start(TestDb::sqlite(), |_| {}).await;
+    let post = |path: &str, content_type: &str, body: Vec<u8>| {
+        app.client
+            .post(app.url(path))
+            .header(header::CONTENT_TYPE, content_type.to_owned())
+            .body(body)
+            .send()
+    };
+    let form = "application/x-www-form-urlencoded";
+
+    let huge = format!("username=admin&password={}", "x".repeat(200_000));
+    let response = post("/login", form, huge.into_bytes()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(response.text().await.unwrap().contains("could not be read"));
+
+    let response = post("/login", form, b"username=admin".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("missing field `password`")
+    );
+
+    let response = post("/login", "text/plain", b"hello".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // Invalid UTF-8 in a field is a failed sign-in, not a crash.
+    let response = post(
+        "/login",
+        form,
+        b"username=admin&password=%ff%fe%fd".to_vec(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let response = post("/login", form, b"username=%ff&password=\xff\xfe".to_vec())
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+
+    for authorization in ["Basic !!!", "Basic YWRtaW4=", "Digest abc", "Bearer "] {
+        let response = app
+            .client
+            .get(app.url("/api"))
+            .header(header::AUTHORIZATION, authorization)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{authorization}"
+        );
+    }
+    // A stale or forged cookie just means "not signed in".
+    let response = app.get("/", &Auth::Cookie("forged".into())).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.text().await.unwrap().contains("Sign in"));
+
+    let admin = Auth::Basic(ADMIN.into(), ADMIN_PASSWORD.into());
+    let response = app
+        .request(reqwest::Method::POST, "/api/website", &admin)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body("{\"Name\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = response.json_or_panic().await;
+    assert!(body["error"].as_str().unwrap().contains("JSON"), "{body}");
+
+    let response = app
+        .request(reqwest::Method::POST, "/api/website", &admin)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(r#"{"Name":"x","URL":"ftp://example.com/"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = response.json_or_panic().await;
+    assert_eq!(body["field"], "url", "{body}");
+
+    for path in [
+        "/api/website/abc/state",
+        "/api/website/-1/state",
+        "/api/website/1/state?limit=0",
+    ] {
+        let response = app.get(path, &Auth::None).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+    }
+    let response = app.get("/api/website/999/state", &Auth::None).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = app
+        .request(reqwest::Method::DELETE, "/api/website/999", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_carries_the_security_headers() {
+    let app = App::start(TestDb::sqlite(), |_| {}).await;
+    for path in ["/", "/login", "/api", "/healthz", "/no-such-page"] {
+        let response = app.get(path, &Auth::None).await;
+        let headers = response.headers();
+        let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(headers[header::REFERRER_POLICY], "same-origin");
+    }
+}
+
+/// Parses a JSON body, failing the test with the body when it is not JSON.
+trait JsonOrPanic {
+    async fn json_or_panic(self) -> serde_json::Value;
+}
+
+impl JsonOrPanic for reqwest::Response {
+    async fn json_or_panic(self) -> serde_json::Value {
+        let text = self.text().await.unwrap();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+}
