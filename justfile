@@ -17,12 +17,14 @@ lint:
 fmt:
     cargo fmt --all
 
-# Benchmarks: checker throughput and lateness, history latency, storage size.
+# Benchmarks: checker throughput and lateness, history latency, storage size,
+# sign-in throughput and page latency during a sign-in storm.
 # BENCH_SIZES, BENCH_DATABASES, BENCH_SECONDS and BENCH_WEBSITES narrow them.
 bench:
     command -v wrk >/dev/null || echo "wrk not installed (apt-get install wrk): the load-generator ratio is skipped"
     cargo bench --bench history
     cargo bench --bench checker
+    cargo bench --bench login
 
 # A release build of the binary.
 build:

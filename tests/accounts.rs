@@ -44,6 +44,7 @@ both_databases!(
     the_sign_in_limit_holds_under_parallel_attempts,
     cookies_are_secure_only_behind_a_trusted_https_proxy,
     sessions_expire_when_idle_and_when_old,
+    the_last_admin_stays,
 );
 
 /// The hashes stored in `table`'s `token_hash` column, read straight from the database.
@@ -696,4 +697,76 @@ impl JsonOrPanic for reqwest::Response {
         let text = self.text().await.unwrap();
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
     }
+}
+
+async fn the_last_admin_stays(db: TestDb) {
+    use sitepulse::auth::{AccountError, Accounts, AuthConfig};
+    let accounts = Accounts::new(db.store().await, AuthConfig::default());
+    let (root, _) = accounts
+        .ensure_first_admin("root", Some("root-password-123"))
+        .await
+        .unwrap()
+        .expect("created on an empty database");
+    assert!(
+        accounts
+            .ensure_first_admin("other", None)
+            .await
+            .unwrap()
+            .is_none(),
+        "only when no user exists"
+    );
+    let vera = accounts
+        .create_user("Vera", "viewer-password-1", Role::Viewer)
+        .await
+        .unwrap();
+    assert!(matches!(
+        accounts
+            .create_user("VERA", "viewer-password-2", Role::Viewer)
+            .await,
+        Err(AccountError::Taken(_))
+    ));
+    assert!(matches!(
+        accounts
+            .create_user(&"x".repeat(65), "viewer-password-2", Role::Viewer)
+            .await,
+        Err(AccountError::Invalid(_))
+    ));
+    assert!(matches!(
+        accounts.set_role(root.id, Role::Viewer).await,
+        Err(AccountError::LastAdmin)
+    ));
+    assert!(matches!(
+        accounts.delete_user(root.id).await,
+        Err(AccountError::LastAdmin)
+    ));
+
+    let vera = accounts.set_role(vera.id, Role::Admin).await.unwrap();
+    assert_eq!(vera.role, Role::Admin);
+    assert_eq!(
+        accounts.set_role(root.id, Role::Viewer).await.unwrap().role,
+        Role::Viewer
+    );
+    // Deleting a user ends their sessions and tokens with them.
+    let client = "127.0.0.1".parse().unwrap();
+    let signed_in = accounts
+        .login("root", "root-password-123", client)
+        .await
+        .unwrap();
+    let (_, token) = accounts.create_api_token(root.id, "old").await.unwrap();
+    let deleted = accounts.delete_user(root.id).await.unwrap();
+    assert_eq!(deleted.username, "root");
+    assert!(accounts.session(&signed_in.token).await.unwrap().is_none());
+    assert!(accounts.api_token(&token).await.unwrap().is_none());
+    let names: Vec<String> = accounts
+        .users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(names, ["Vera"]);
+    assert!(matches!(
+        accounts.delete_user(root.id).await,
+        Err(AccountError::UnknownUser)
+    ));
 }
