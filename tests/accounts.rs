@@ -1,6 +1,7 @@
 //! Accounts as users and scripts meet them: signing in and out, sessions, API
 //! tokens, roles, cross-site protection and the sign-in limit, on both databases.
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -11,27 +12,6 @@ use reqwest::StatusCode;
 use reqwest::header;
 use sitepulse::auth::model::Role;
 use sitepulse::store::DatabaseUrl;
-
-macro_rules! both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::TestDb::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::TestDb::postgres().await).await;
-                }
-            )*
-        }
-    };
-}
 
 both_databases!(
     signing_in_and_out,

@@ -1,5 +1,6 @@
 //! The REST endpoints of the original system, with its JSON shapes, on both databases.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -10,27 +11,6 @@ use common::targets::Target;
 use reqwest::StatusCode;
 use reqwest::header;
 use serde_json::Value;
-
-macro_rules! both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::TestDb::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::TestDb::postgres().await).await;
-                }
-            )*
-        }
-    };
-}
 
 both_databases!(websites_and_their_state_in_the_original_shapes);
 

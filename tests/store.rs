@@ -1,5 +1,6 @@
 //! The store suite: every operation, run against a SQLite file and a real PostgreSQL.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -12,28 +13,6 @@ use sitepulse::domain::{
     WebsiteSpec,
 };
 use sitepulse::store::DynStore;
-
-/// Generates one test per backend for every suite function named.
-macro_rules! both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::TestDb::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::TestDb::postgres().await).await;
-                }
-            )*
-        }
-    };
-}
 
 both_databases!(
     websites_are_created_listed_updated_and_deleted,

@@ -1,6 +1,28 @@
 //! Real parts for the tests: a temporary PostgreSQL cluster, SQLite files, and
 //! HTTP targets on 127.0.0.1.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
+
+/// Generates one test per backend (SQLite file, temporary PostgreSQL) for every suite function named.
+macro_rules! both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::TestDb::sqlite()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::TestDb::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
 
 pub mod app;
 pub mod pg;
