@@ -226,15 +226,19 @@ async fn create_first_admin(accounts: &Accounts, config: &Config) -> anyhow::Res
     Ok(())
 }
 
-/// Hourly: deletes expired sessions and forgets idle rate-limit state.
+/// Every minute forgets idle sign-in limit state; every hour deletes expired sessions.
 async fn housekeeping(accounts: Accounts, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-    loop {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    for minute in 0u64.. {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match accounts.housekeeping().await {
+        accounts.forget_idle_limits();
+        if minute % 60 != 0 {
+            continue;
+        }
+        match accounts.prune_sessions().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "deleted expired sessions"),
             Err(err) => tracing::warn!(error = %err, "cannot delete expired sessions"),

@@ -538,7 +538,7 @@ async fn sessions_expire_when_idle_and_when_old(db: TestDb) {
     assert!(accounts.session(&signed_in.token).await.unwrap().is_some());
 
     // Housekeeping deletes what has expired.
-    assert_eq!(idle.housekeeping().await.unwrap(), 1);
+    assert_eq!(idle.prune_sessions().await.unwrap(), 1);
     assert!(accounts.session(&signed_in.token).await.unwrap().is_none());
 }
 

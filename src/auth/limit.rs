@@ -32,14 +32,14 @@ impl LoginLimiter {
     /// Counts one attempt; `Err` says how long until the next one is allowed.
     pub fn attempt(&self, client: IpAddr, username_key: &str) -> Result<(), Duration> {
         let now = self.clock.now();
-        let address = self.by_address.check_key(&network_of(client));
-        let username = self.by_username.check_key(&username_key.to_owned());
-        match (address, username) {
-            (Ok(()), Ok(())) => Ok(()),
-            (Err(a), Ok(())) => Err(a.wait_time_from(now)),
-            (Ok(()), Err(u)) => Err(u.wait_time_from(now)),
-            (Err(a), Err(u)) => Err(a.wait_time_from(now).max(u.wait_time_from(now))),
-        }
+        // An address over its limit is turned away before its username is even
+        // looked at: spraying names from one address cannot grow the username table.
+        self.by_address
+            .check_key(&network_of(client))
+            .map_err(|denied| denied.wait_time_from(now))?;
+        self.by_username
+            .check_key(&username_key.to_owned())
+            .map_err(|denied| denied.wait_time_from(now))
     }
 
     /// Forgets keys whose limit has fully recovered; keeps memory bounded.
@@ -88,6 +88,9 @@ mod tests {
         assert!(limiter.attempt(b, "x").is_ok());
         assert!(limiter.attempt(b, "x").is_ok());
         assert!(limiter.attempt(b, "x").is_err());
+        // A blocked address does not count against the names it tries.
+        let c: IpAddr = "192.0.2.3".parse().unwrap();
+        assert!(limiter.attempt(c, "w").is_ok());
     }
 
     #[test]

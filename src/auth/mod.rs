@@ -226,10 +226,14 @@ impl Accounts {
         Ok(Some((api_token, user)))
     }
 
-    /// Deletes expired sessions and forgets idle rate-limit keys.
-    pub async fn housekeeping(&self) -> Result<u64, StoreError> {
-        self.inner.limiter.forget_idle();
+    /// Deletes expired sessions; returns how many.
+    pub async fn prune_sessions(&self) -> Result<u64, StoreError> {
         self.store().prune_sessions(self.cutoffs()).await
+    }
+
+    /// Forgets clients and usernames whose sign-in limit has fully recovered.
+    pub fn forget_idle_limits(&self) {
+        self.inner.limiter.forget_idle();
     }
 
     pub async fn create_user(
