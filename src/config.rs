@@ -39,6 +39,8 @@ pub enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Print the GraphQL schema (SDL).
+    Schema,
     /// Manage users (password from SITEPULSE_PASSWORD or the first line of stdin).
     User {
         #[command(subcommand)]
@@ -205,6 +207,10 @@ pub struct Config {
     /// How many password hashes may be computed at once (default: cores - 1).
     #[arg(long, env = "SITEPULSE_PASSWORD_HASH_CONCURRENCY", global = true)]
     pub password_hash_concurrency: Option<NonZeroUsize>,
+
+    /// How often idle GraphQL subscription connections are pinged.
+    #[arg(long, env = "SITEPULSE_WS_KEEPALIVE", default_value = "15s", value_parser = parse_duration, global = true)]
+    pub ws_keepalive: Duration,
 
     /// How long shutdown waits for checks in flight before abandoning them.
     #[arg(long, env = "SITEPULSE_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration, global = true)]

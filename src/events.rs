@@ -69,6 +69,23 @@ impl EventBus {
         let _ = self.sender.send(event);
     }
 
+    /// Announces what a batch of checks changed: every stored check, then every
+    /// change of status.
+    pub fn publish_recorded(&self, recorded: crate::store::Recorded) {
+        for check in recorded.stored {
+            self.publish(Event::CheckCompleted(Arc::new(check)));
+        }
+        for change in recorded.changes {
+            tracing::info!(
+                website = change.website_id,
+                from = %change.previous,
+                to = %change.current,
+                "status changed"
+            );
+            self.publish(Event::StatusChanged(Arc::new(change)));
+        }
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.sender.subscribe()
     }

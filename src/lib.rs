@@ -11,6 +11,7 @@ pub mod checker;
 pub mod config;
 pub mod domain;
 pub mod events;
+pub mod graphql;
 pub mod http;
 pub mod store;
 pub mod web;
@@ -107,22 +108,33 @@ impl Server {
         let events = EventBus::default();
         let (writer, writer_task) =
             checker::spawn_writer(store.clone(), events.clone(), WriterConfig::default());
+        let websites = Websites::new(
+            store.clone(),
+            events.clone(),
+            config.check_defaults(),
+            config.timezone,
+        );
+        let probe = Probe::new()?;
+        let schema = graphql::schema(graphql::Services {
+            store: store.clone(),
+            websites: websites.clone(),
+            accounts: accounts.clone(),
+            events: events.clone(),
+            probe: probe.clone(),
+        });
         let state = AppState {
             store: store.clone(),
             events: events.clone(),
-            websites: Websites::new(
-                store.clone(),
-                events.clone(),
-                config.check_defaults(),
-                config.timezone,
-            ),
+            websites,
             accounts,
             proxies: config.trusted_proxies(),
+            schema,
+            ws_keepalive: config.ws_keepalive,
         };
         let shutdown = CancellationToken::new();
         let scheduler = Scheduler::new(
             store.clone(),
-            Probe::new()?,
+            probe,
             writer.clone(),
             events.clone(),
             CheckerConfig {

@@ -33,6 +33,10 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Healthcheck { url } => healthcheck(&cli.config, url).await,
+            Command::Schema => {
+                print!("{}", sitepulse::graphql::sdl());
+                Ok(())
+            }
             Command::User { action } => sitepulse::admin::run(&cli.config, action).await,
         }
     });

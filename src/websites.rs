@@ -7,8 +7,10 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use chrono_tz::Tz;
 
+use crate::checker::{Probe, check_from};
 use crate::domain::{
-    CheckDefaults, DayStat, NewWebsite, Tally, ValidationError, Website, WebsiteId, WebsitePatch,
+    Check, CheckDefaults, DayStat, NewWebsite, Tally, ValidationError, Website, WebsiteId,
+    WebsitePatch,
 };
 use crate::events::{ChangeKind, Event, EventBus, WebsiteChange};
 use crate::store::{DynStore, StoreError};
@@ -116,6 +118,27 @@ impl Websites {
             .ok_or(WebsiteError::NotFound(id))?;
         self.announce(ChangeKind::Deleted, &website);
         Ok(website)
+    }
+
+    /// Checks the website at once, outside its schedule, stores the check (its
+    /// slot is the moment it started) and announces it like any other.
+    pub async fn check_now(&self, id: WebsiteId, probe: &Probe) -> Result<Check, WebsiteError> {
+        let website = self
+            .store
+            .website(id)
+            .await?
+            .ok_or(WebsiteError::NotFound(id))?;
+        let url = url::Url::parse(&website.url).map_err(|e| {
+            ValidationError::new("url", format!("the stored URL cannot be requested: {e}"))
+        })?;
+        let outcome = probe.check(&url, website.timeout).await;
+        let check = check_from(id, outcome.started_at, outcome);
+        let recorded = self
+            .store
+            .record_checks(std::slice::from_ref(&check))
+            .await?;
+        self.events.publish_recorded(recorded);
+        Ok(check)
     }
 
     fn announce(&self, kind: ChangeKind, website: &Website) {

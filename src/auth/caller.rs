@@ -201,6 +201,12 @@ where
     }
 }
 
+/// Who a Bearer token (API or session) belongs to, for callers outside an HTTP
+/// request such as a WebSocket's `connection_init`.
+pub async fn identify_bearer(accounts: &Accounts, token: &str) -> Result<Identity, AuthError> {
+    bearer(accounts, Secret::from_client(token)).await
+}
+
 async fn bearer(accounts: &Accounts, token: Secret) -> Result<Identity, AuthError> {
     if token.is_api_token() {
         let (api_token, user) = accounts

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-pub use caller::{AuthError, Caller, Identity, SESSION_COOKIE, Via};
+pub use caller::{AuthError, Caller, Identity, SESSION_COOKIE, Via, identify_bearer};
 pub use client::{ClientInfo, TrustedProxies, parse_network};
 pub use limit::LoginLimiter;
 pub use password::{HashError, PasswordHasher};

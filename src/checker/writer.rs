@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
 use crate::domain::Check;
-use crate::events::{Event, EventBus};
+use crate::events::EventBus;
 use crate::store::DynStore;
 
 #[derive(Debug, Clone, Copy)]
@@ -213,18 +213,7 @@ impl Writer {
                         "database reachable again; writing buffered check results"
                     );
                 }
-                for check in recorded.stored {
-                    self.events.publish(Event::CheckCompleted(Arc::new(check)));
-                }
-                for change in recorded.changes {
-                    tracing::info!(
-                        website = change.website_id,
-                        from = %change.previous,
-                        to = %change.current,
-                        "status changed"
-                    );
-                    self.events.publish(Event::StatusChanged(Arc::new(change)));
-                }
+                self.events.publish_recorded(recorded);
                 true
             }
             Err(err) => {

@@ -1,6 +1,7 @@
 //! The HTTP edge: shared state, the router with its protective layers, health
 //! endpoints, and the seed-compatible REST API.
 
+pub mod graphql;
 mod rest;
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{Accounts, TrustedProxies};
 use crate::events::EventBus;
+use crate::graphql::AppSchema;
 use crate::store::DynStore;
 use crate::websites::Websites;
 
@@ -36,6 +38,9 @@ pub struct AppState {
     pub websites: Websites,
     pub accounts: Accounts,
     pub proxies: TrustedProxies,
+    pub schema: AppSchema,
+    /// How often idle subscription connections are pinged.
+    pub ws_keepalive: Duration,
 }
 
 impl FromRef<AppState> for Accounts {
@@ -55,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(rest::routes())
+        .merge(graphql::routes())
         .merge(crate::web::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // State-changing requests from other sites are refused (Origin and

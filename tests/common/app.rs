@@ -98,6 +98,42 @@ impl App {
         self.form_request(path, fields, auth).send().await.unwrap()
     }
 
+    /// Runs a GraphQL operation; the HTTP status and the JSON answer.
+    pub async fn gql(
+        &self,
+        auth: &Auth,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> (StatusCode, serde_json::Value) {
+        let body = serde_json::json!({ "query": query, "variables": variables });
+        let response = self
+            .request(reqwest::Method::POST, "/graphql", auth)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        (status, value)
+    }
+
+    /// Runs an operation that must succeed; its `data`.
+    pub async fn gql_ok(
+        &self,
+        auth: &Auth,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> serde_json::Value {
+        let (status, body) = self.gql(auth, query, variables).await;
+        assert!(
+            status == StatusCode::OK && body.get("errors").is_none(),
+            "{query}: {status} {body}"
+        );
+        body["data"].clone()
+    }
+
     /// Stops the service and hands back its database.
     pub async fn stop(self) -> TestDb {
         self.server.shutdown();

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -18,13 +18,30 @@ use tokio::net::TcpListener;
 pub struct Target {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicU64>,
+    /// What `/switch` answers: 200 while true, 503 while false.
+    pub healthy: Arc<AtomicBool>,
 }
 
 impl Target {
     pub async fn start() -> Self {
         let hits = Arc::new(AtomicU64::new(0));
+        let healthy = Arc::new(AtomicBool::new(true));
+        let switch = healthy.clone();
         let app = Router::new()
             .route("/ok", get(|| async { "fine" }))
+            .route(
+                "/switch",
+                get(move || {
+                    let up = switch.load(Ordering::Relaxed);
+                    async move {
+                        if up {
+                            StatusCode::OK
+                        } else {
+                            StatusCode::SERVICE_UNAVAILABLE
+                        }
+                    }
+                }),
+            )
             .route("/status/{code}", get(status))
             .route("/redirect/{n}", get(redirect))
             .route("/loop", get(|| async { Redirect::temporary("/loop") }))
@@ -34,11 +51,20 @@ impl Target {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { addr, hits }
+        Self {
+            addr,
+            hits,
+            healthy,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Makes `/switch` answer 200 (`true`) or 503 (`false`).
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::Relaxed);
     }
 
     pub fn hits(&self) -> u64 {
