@@ -25,6 +25,7 @@ bench:
     cargo bench --bench history
     cargo bench --bench checker
     cargo bench --bench login
+    bash -c 'ulimit -n 65536; cargo bench --bench graphql'
 
 # A release build of the binary.
 build:

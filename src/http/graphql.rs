@@ -227,8 +227,13 @@ async fn subscribe(
                 .find(|p| p.starts_with("graphql"))
         })
         .is_some_and(|p| p == "graphql-ws");
+    // Small buffers: thousands of mostly idle connections must stay cheap, and a
+    // client has no business sending large messages.
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(super::MAX_BODY_BYTES)
         .on_upgrade(move |socket| serve_socket(socket, state, caller, client, protocol, legacy))
 }
 

@@ -1,0 +1,378 @@
+//! GraphQL throughput and subscription fan-out, measured on the real binary (SQLite).
+//!
+//! 1. The websites query, `{ websites { id name status lastCheck { responseTimeMs } } }`,
+//!    with 100 websites being checked every 10 s: requests/s and p50/p99 latency with
+//!    64 concurrent connections (`wrk`; without it a slower in-process client).
+//!    Goal: at least 5,000 requests/s with p99 under 20 ms.
+//! 2. `BENCH_SUBSCRIPTIONS` (default 10,000) WebSocket connections, each subscribed to
+//!    `checkCompleted` of one paused website; `checkNow` on it 20 times. Printed:
+//!    delivery latency p50/p99 (from sending `checkNow`, so it includes the check and
+//!    the write, to each subscriber receiving the event) and the service's memory per
+//!    idle subscription. Goal: p99 under 250 ms, under 20 KB per subscription.
+//!
+//! `BENCH_SECONDS` (default 20) sets the length of the query run.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use common::TestDb;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use sitepulse::domain::{CheckDefaults, NewWebsite};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const QUERY: &str = "{ websites { id name status lastCheck { responseTimeMs } } }";
+const ADMIN_PASSWORD: &str = "bench-admin-password";
+
+#[tokio::main]
+async fn main() {
+    sitepulse::install_crypto_provider();
+    let seconds: u64 = env_number("BENCH_SECONDS", 20);
+    let subscriptions: usize = env_number("BENCH_SUBSCRIPTIONS", 10_000);
+    let target = start_target().await;
+
+    let db = TestDb::sqlite();
+    let store = db.store().await;
+    for i in 0..100 {
+        let spec = NewWebsite {
+            name: &format!("website {i:03}"),
+            url: &target,
+            interval: Some(Duration::from_secs(10)),
+            timeout: Some(Duration::from_secs(5)),
+        }
+        .parse(CheckDefaults::default())
+        .unwrap();
+        store.create_website(&spec).await.unwrap();
+    }
+    let paused = store
+        .create_website(
+            &NewWebsite {
+                name: "fan-out",
+                url: &target,
+                interval: Some(Duration::from_secs(3600)),
+                timeout: None,
+            }
+            .parse(CheckDefaults::default())
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    store
+        .update_website(
+            paused.id,
+            &sitepulse::domain::WebsitePatch {
+                paused: Some(true),
+                ..Default::default()
+            }
+            .apply(&paused)
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    drop(store);
+
+    let (child, base) = spawn_service(&db).await;
+    // Let every website get its first check.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    query_run(&base, seconds).await;
+    fan_out(&base, &child, paused.id, subscriptions).await;
+    stop_service(child);
+}
+
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn query_run(base: &str, seconds: u64) {
+    let body = json!({ "query": QUERY }).to_string();
+    let check = reqwest::Client::new()
+        .post(format!("{base}/graphql"))
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(check.contains("\"lastCheck\":{"), "{check}");
+    println!(
+        "websites query: {} bytes per answer, 100 websites",
+        check.len()
+    );
+    if Command::new("wrk").arg("--version").output().is_ok() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("post.lua");
+        std::fs::write(
+            &script,
+            format!(
+                "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = {body:?}\n"
+            ),
+        )
+        .unwrap();
+        let out = Command::new("wrk")
+            .args([
+                "-t",
+                "2",
+                "-c",
+                "64",
+                "-d",
+                &format!("{seconds}s"),
+                "--latency",
+                "-s",
+            ])
+            .arg(&script)
+            .arg(format!("{base}/graphql"))
+            .output()
+            .expect("run wrk");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let rps = wrk_value(&text, "Requests/sec:");
+        let p50 = wrk_value(&text, "50%");
+        let p99 = wrk_value(&text, "99%");
+        let errors = text
+            .lines()
+            .find(|l| l.contains("Non-2xx") || l.contains("Socket errors"));
+        println!(
+            "websites query (wrk, 64 connections, {seconds}s): {rps} requests/s, p50 {p50}, p99 {p99}{}",
+            errors
+                .map(|e| format!(", {}", e.trim()))
+                .unwrap_or_default()
+        );
+        let rps: f64 = rps.parse().unwrap_or(0.0);
+        let p99_ms = wrk_ms(&p99);
+        println!(
+            "goal: >= 5000 requests/s and p99 < 20 ms: {}",
+            if rps >= 5000.0 && p99_ms < 20.0 {
+                "met"
+            } else {
+                "MISSED"
+            }
+        );
+    } else {
+        println!("wrk not installed (apt-get install wrk): websites query throughput skipped");
+    }
+}
+
+fn wrk_value(text: &str, label: &str) -> String {
+    text.lines()
+        .find(|l| l.trim_start().starts_with(label))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("?")
+        .to_owned()
+}
+
+fn wrk_ms(value: &str) -> f64 {
+    let (number, unit) = value.split_at(
+        value
+            .find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(value.len()),
+    );
+    let n: f64 = number.parse().unwrap_or(f64::MAX);
+    match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        _ => f64::MAX,
+    }
+}
+
+async fn fan_out(base: &str, child: &Child, website: i64, n: usize) {
+    let rss_before = rss_kb(child.id());
+    let started = Instant::now();
+    // Nanoseconds since `started` at which the current checkNow was sent.
+    let sent_at = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::<f64>::with_capacity(n * 20)));
+    let acked = Arc::new(AtomicU64::new(0));
+    let ws_url = format!("{}/graphql/ws", base.replacen("http", "ws", 1));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let url = ws_url.clone();
+        let sent_at = sent_at.clone();
+        let latencies = latencies.clone();
+        let acked = acked.clone();
+        tasks.spawn(async move {
+            let mut request = url.into_client_request().unwrap();
+            request
+                .headers_mut()
+                .insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+            let Ok((mut ws, _)) = tokio_tungstenite::connect_async(request).await else {
+                return;
+            };
+            let init = json!({ "type": "connection_init" }).to_string();
+            let subscribe = json!({ "id": i.to_string(), "type": "subscribe", "payload": {
+                "query": format!("subscription {{ checkCompleted(websiteId: \"{website}\") {{ responseTimeMs }} }}") } })
+            .to_string();
+            if ws.send(Message::text(init)).await.is_err() || ws.send(Message::text(subscribe)).await.is_err() {
+                return;
+            }
+            while let Some(Ok(message)) = ws.next().await {
+                if let Message::Text(text) = message {
+                    if text.contains("connection_ack") {
+                        acked.fetch_add(1, Ordering::Relaxed);
+                    } else if text.contains("\"next\"") {
+                        let now = started.elapsed().as_nanos() as u64;
+                        let sent = sent_at.load(Ordering::Relaxed);
+                        latencies.lock().unwrap().push((now.saturating_sub(sent)) as f64 / 1e6);
+                    }
+                }
+            }
+        });
+        // Open connections at a steady pace rather than all in the same instant.
+        if i % 200 == 199 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    common::eventually(120, "every subscriber to be connected", || {
+        let acked = acked.clone();
+        async move { (acked.load(Ordering::Relaxed) as usize >= n).then_some(()) }
+    })
+    .await;
+    // Subscriptions are set up right after the ack; give them a moment.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_idle = rss_kb(child.id());
+    let per_subscription = (rss_idle.saturating_sub(rss_before)) as f64 / n as f64;
+
+    let client = reqwest::Client::new();
+    let token = login(&client, base).await;
+    let rounds = 20;
+    for _ in 0..rounds {
+        let expected = latencies.lock().unwrap().len() + n;
+        sent_at.store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let answer = client
+            .post(format!("{base}/graphql"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(
+                json!({ "query": format!("mutation {{ checkNow(id: \"{website}\") {{ up }} }}") })
+                    .to_string(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(answer.contains("\"up\":true"), "{answer}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while latencies.lock().unwrap().len() < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut all = latencies.lock().unwrap().clone();
+    all.sort_by(f64::total_cmp);
+    let delivered = all.len();
+    let p50 = percentile(&all, 0.5);
+    let p99 = percentile(&all, 0.99);
+    println!(
+        "fan-out: {n} subscriptions, {rounds} checks, {delivered} of {} events delivered; latency p50 {p50:.1} ms p99 {p99:.1} ms max {:.1} ms",
+        n * rounds,
+        percentile(&all, 1.0)
+    );
+    println!(
+        "memory: {:.1} MB before, {:.1} MB with {n} idle subscriptions: {per_subscription:.1} KB per subscription",
+        rss_before as f64 / 1024.0,
+        rss_idle as f64 / 1024.0
+    );
+    println!(
+        "goal: p99 < 250 ms and < 20 KB per subscription: {}",
+        if p99 < 250.0 && per_subscription < 20.0 && delivered == n * rounds {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    tasks.abort_all();
+}
+
+async fn login(client: &reqwest::Client, base: &str) -> String {
+    let body = json!({ "query": format!("mutation {{ login(username: \"admin\", password: \"{ADMIN_PASSWORD}\") {{ token }} }}") });
+    let answer: serde_json::Value = serde_json::from_str(
+        &client
+            .post(format!("{base}/graphql"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    answer["data"]["login"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn start_target() -> String {
+    let app = Router::new().route("/", get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/")
+}
+
+async fn spawn_service(db: &TestDb) -> (Child, String) {
+    let port = common::pg::free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_sitepulse"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--database-url", &db.url_string()])
+        .env("SITEPULSE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start sitepulse");
+    let base = format!("http://127.0.0.1:{port}");
+    let url = format!("{base}/healthz");
+    common::eventually(30, "the service to start", || {
+        let url = url.clone();
+        async move {
+            reqwest::get(url)
+                .await
+                .ok()?
+                .status()
+                .is_success()
+                .then_some(())
+        }
+    })
+    .await;
+    (child, base)
+}
+
+fn stop_service(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
