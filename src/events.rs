@@ -7,6 +7,7 @@
 //! ([`tokio::sync::broadcast::error::RecvError::Lagged`]) instead of slowing anyone.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::broadcast;
 
@@ -50,6 +51,9 @@ pub struct WebsiteChange {
 #[derive(Debug, Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Event>,
+    /// Counts published events: a reader that remembers it can tell whether
+    /// anything happened since, without listening.
+    version: Arc<AtomicU64>,
 }
 
 impl Default for EventBus {
@@ -61,12 +65,21 @@ impl Default for EventBus {
 impl EventBus {
     pub fn new(buffer: usize) -> Self {
         let (sender, _) = broadcast::channel(buffer);
-        Self { sender }
+        Self {
+            sender,
+            version: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// Never blocks; with nobody listening the event is simply dropped.
     pub fn publish(&self, event: Event) {
+        self.version.fetch_add(1, Ordering::AcqRel);
         let _ = self.sender.send(event);
+    }
+
+    /// How many events have been published so far.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     /// Announces what a batch of checks changed: every stored check, then every

@@ -42,6 +42,10 @@ pub struct Websites {
     events: EventBus,
     defaults: CheckDefaults,
     timezone: Tz,
+    /// The list as last read, with the event bus version it was read at. Every
+    /// change to a website or its state is published as an event, so the list is
+    /// read again only after something happened, not on every request.
+    list: Arc<tokio::sync::Mutex<Option<(u64, Arc<Vec<Website>>)>>>,
 }
 
 impl Websites {
@@ -51,7 +55,22 @@ impl Websites {
             events,
             defaults,
             timezone,
+            list: Arc::default(),
         }
+    }
+
+    /// All websites ordered by name, each with its last check.
+    pub async fn list(&self) -> Result<Arc<Vec<Website>>, StoreError> {
+        let mut cached = self.list.lock().await;
+        let version = self.events.version();
+        if let Some((seen, list)) = cached.as_ref()
+            && *seen == version
+        {
+            return Ok(list.clone());
+        }
+        let list = Arc::new(self.store.websites().await?);
+        *cached = Some((version, list.clone()));
+        Ok(list)
     }
 
     /// One entry per calendar day (in the configured zone) that had checks, for the

@@ -171,10 +171,17 @@ async fn checks_and_status_changes_arrive_live(db: TestDb) {
         json!({ "id": website }),
     )
     .await;
-    ws.until("the check subscription to complete", is("complete", "c"))
-        .await;
-    ws.until("the status subscription to complete", is("complete", "s"))
-        .await;
+    let mut completed = Vec::new();
+    while completed.len() < 2 {
+        let done = ws
+            .until("both subscriptions to complete", |m| {
+                m["type"] == "complete"
+            })
+            .await;
+        completed.push(done["id"].as_str().unwrap().to_owned());
+    }
+    completed.sort();
+    assert_eq!(completed, ["c", "s"]);
     assert!(ws.pings > 0, "keep-alive pings arrive");
 }
 

@@ -32,17 +32,18 @@ impl QueryRoot {
         let filter = filter.unwrap_or_default();
         let needle = filter.name_contains.as_deref().map(str::to_lowercase);
         let mut websites: Vec<domain::Website> = services(ctx)
-            .store
-            .websites()
+            .websites
+            .list()
             .await
             .map_err(errors::store)?
-            .into_iter()
+            .iter()
             .filter(|w| filter.status.is_none_or(|s| Status::from(w.status()) == s))
             .filter(|w| {
                 needle
                     .as_deref()
                     .is_none_or(|n| w.name.to_lowercase().contains(n))
             })
+            .cloned()
             .collect();
         if let Some(after) = after {
             let after = parse_id(&after, "after")?;

@@ -8,19 +8,19 @@
 
 use std::time::Duration;
 
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use std::str::FromStr;
+
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols, WsMessage};
 use async_graphql::{BatchRequest, BatchResponse, Data, ErrorExtensionValues, Value};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use futures_util::{SinkExt, StreamExt};
-use tokio_util::sync::PollSender;
+use futures_util::{SinkExt, StreamExt, future};
 
 use super::AppState;
 use crate::auth::{AuthError, Caller, ClientInfo, identify_bearer};
@@ -208,25 +208,29 @@ async fn subscribe(
     State(state): State<AppState>,
     caller: Result<Caller, AuthError>,
     client: ClientInfo,
-    protocol: GraphQLProtocol,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let Some(protocol) = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',')
+                .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
+        })
+    else {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "ask for the graphql-transport-ws or graphql-ws sub-protocol",
+        );
+    };
     // Bad credentials in headers leave the connection anonymous; `connection_init`
     // may still authenticate it.
     let caller = caller.unwrap_or_else(|_| Caller {
         identity: None,
         public_read: state.accounts.config().public_read,
     });
-    let legacy = headers
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.split(',')
-                .map(str::trim)
-                .find(|p| p.starts_with("graphql"))
-        })
-        .is_some_and(|p| p == "graphql-ws");
     // Small buffers: thousands of mostly idle connections must stay cheap, and a
     // client has no business sending large messages.
     upgrade
@@ -234,7 +238,7 @@ async fn subscribe(
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_message_size(super::MAX_BODY_BYTES)
-        .on_upgrade(move |socket| serve_socket(socket, state, caller, client, protocol, legacy))
+        .on_upgrade(move |socket| serve_socket(socket, state, caller, client, protocol))
 }
 
 /// The `Authorization` value of a `connection_init` payload, in any case.
@@ -246,20 +250,27 @@ fn payload_authorization(payload: &serde_json::Value) -> Option<&str> {
         .and_then(|(_, v)| v.as_str())
 }
 
-/// Runs one subscription connection. GraphQL messages pass through a small queue
-/// to the socket's writer, which also sends the keep-alive pings; a client that
-/// stops reading fills the queue, and its subscriptions then fall behind and are
-/// told what they missed, while everyone else carries on.
+/// Runs one subscription connection in one task: GraphQL messages and keep-alive
+/// pings go straight to the socket. A client that stops reading stops this task
+/// at its socket; its subscriptions then fall behind and are told what they
+/// missed, while everyone else carries on.
 async fn serve_socket(
     socket: WebSocket,
     state: AppState,
     caller: Caller,
     client: ClientInfo,
-    protocol: GraphQLProtocol,
-    legacy: bool,
+    protocol: WebSocketProtocols,
 ) {
-    let (mut socket_sink, socket_stream) = socket.split();
-    let (queue, mut outgoing) = tokio::sync::mpsc::channel::<Message>(16);
+    let (mut sink, stream) = socket.split();
+    let input = stream
+        .take_while(|message| future::ready(message.is_ok()))
+        .filter_map(|message| {
+            future::ready(match message {
+                Ok(Message::Text(text)) => Some(text.as_bytes().to_vec()),
+                Ok(Message::Binary(bytes)) => Some(bytes.to_vec()),
+                _ => None,
+            })
+        });
     let mut data = Data::default();
     data.insert(caller.clone());
     data.insert(client);
@@ -282,43 +293,40 @@ async fn serve_socket(
         }
         Ok(data)
     };
-    let graphql = GraphQLWebSocket::new_with_pair(
-        PollSender::new(queue),
-        socket_stream,
-        state.schema.clone(),
-        protocol,
-    )
-    .with_data(data)
-    .on_connection_init(on_init)
-    .serve();
-
-    let keepalive = state.ws_keepalive;
-    let writer = async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
-        loop {
-            tokio::select! {
-                message = outgoing.recv() => {
-                    let Some(message) = message else { break };
-                    let last = matches!(message, Message::Close(_));
-                    if socket_sink.send(message).await.is_err() || last {
-                        break;
-                    }
+    let legacy = protocol == WebSocketProtocols::SubscriptionsTransportWS;
+    let mut graphql = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
+        .connection_data(data)
+        .on_connection_init(on_init);
+    let every = state.ws_keepalive;
+    let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            message = graphql.next() => {
+                let Some(message) = message else { break };
+                let (message, last) = match message {
+                    WsMessage::Text(text) => (Message::Text(text.into()), false),
+                    WsMessage::Close(code, reason) => (
+                        Message::Close(Some(CloseFrame { code, reason: reason.into() })),
+                        true,
+                    ),
+                };
+                if sink.send(message).await.is_err() || last {
+                    break;
                 }
-                _ = tick.tick() => {
-                    // A WebSocket ping keeps proxies from closing an idle connection;
-                    // legacy clients also expect the protocol's own "ka".
-                    if socket_sink.send(Message::Ping(Bytes::new())).await.is_err() {
-                        break;
-                    }
-                    if legacy && socket_sink.send(Message::Text(r#"{"type":"ka"}"#.into())).await.is_err() {
-                        break;
-                    }
+            }
+            _ = keepalive.tick() => {
+                // A WebSocket ping keeps proxies from closing an idle connection;
+                // legacy clients also expect the protocol's own "ka".
+                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                    break;
+                }
+                if legacy && sink.send(Message::Text(r#"{"type":"ka"}"#.into())).await.is_err() {
+                    break;
                 }
             }
         }
-        let _ = socket_sink.close().await;
-    };
-    tokio::join!(graphql, writer);
+    }
+    let _ = sink.close().await;
 }
 
 /// How often an idle subscription connection is pinged.

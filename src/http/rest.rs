@@ -191,8 +191,10 @@ async fn list(
     ApiCaller(caller): ApiCaller,
 ) -> Result<Json<Vec<WebsiteJson>>, ApiError> {
     caller.require_read()?;
-    let websites = state.store.websites().await.map_err(internal)?;
-    Ok(Json(websites.into_iter().map(WebsiteJson::from).collect()))
+    let websites = state.websites.list().await.map_err(internal)?;
+    Ok(Json(
+        websites.iter().cloned().map(WebsiteJson::from).collect(),
+    ))
 }
 
 async fn create(

@@ -14,7 +14,7 @@ pub async fn page(
     OriginalUri(uri): OriginalUri,
 ) -> Result<Markup, PageError> {
     require_read(&caller, &uri)?;
-    let websites = state.store.websites().await.map_err(PageError::internal)?;
+    let websites = state.websites.list().await.map_err(PageError::internal)?;
     let body = html! {
         h1 { "Websites" }
         @if websites.is_empty() {
@@ -23,7 +23,7 @@ pub async fn page(
             table.websites {
                 thead { tr { th { "Name" } th { "URL" } th { "Status" } th { "Response time" } } }
                 tbody {
-                    @for website in &websites {
+                    @for website in websites.iter() {
                         @let status = website.status();
                         tr {
                             td { (website.name) }
