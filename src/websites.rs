@@ -45,8 +45,11 @@ pub struct Websites {
     /// The list as last read, with the event bus version it was read at. Every
     /// change to a website or its state is published as an event, so the list is
     /// read again only after something happened, not on every request.
-    list: Arc<tokio::sync::Mutex<Option<(u64, Arc<Vec<Website>>)>>>,
+    list: Arc<tokio::sync::Mutex<Option<CachedList>>>,
 }
+
+/// The event bus version a list was read at, and the list.
+type CachedList = (u64, Arc<Vec<Website>>);
 
 impl Websites {
     pub fn new(store: DynStore, events: EventBus, defaults: CheckDefaults, timezone: Tz) -> Self {
