@@ -130,6 +130,7 @@ impl Server {
             proxies: config.trusted_proxies(),
             schema,
             ws_keepalive: config.ws_keepalive,
+            graphql_cache: Default::default(),
         };
         let shutdown = CancellationToken::new();
         let scheduler = Scheduler::new(

@@ -527,3 +527,48 @@ fn the_committed_schema_matches_the_code() {
         "schema.graphql is out of date: run `cargo run -- schema > schema.graphql` and review the difference"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_queries_see_every_change_at_once() {
+    let target = Target::start().await;
+    let app = App::start(TestDb::sqlite(), |_| {}).await;
+    let admin = login(&app, ADMIN, ADMIN_PASSWORD).await;
+    let q = "{ websites { name status lastCheck { statusCode } } }";
+    assert_eq!(
+        app.gql_ok(&Auth::None, q, json!({})).await["websites"],
+        json!([])
+    );
+    assert_eq!(
+        app.gql_ok(&Auth::None, q, json!({})).await["websites"],
+        json!([])
+    );
+
+    let input = json!({ "input": { "name": "cached", "url": target.url("/status/404"), "intervalSeconds": 3600.0 } });
+    let id = app.gql_ok(&admin, CREATE, input).await["createWebsite"]["id"].clone();
+    let listed = app.gql_ok(&Auth::None, q, json!({})).await;
+    assert_eq!(listed["websites"][0]["name"], "cached");
+    let after_check = common::eventually(10, "the first check in the list", || async {
+        let data = app.gql_ok(&Auth::None, q, json!({})).await;
+        (data["websites"][0]["status"] == "DOWN").then_some(data)
+    })
+    .await;
+    assert_eq!(after_check["websites"][0]["lastCheck"]["statusCode"], 404);
+
+    app.gql_ok(
+        &admin,
+        "mutation($id: ID!) { deleteWebsite(id: $id) { id } }",
+        json!({ "id": id }),
+    )
+    .await;
+    assert_eq!(
+        app.gql_ok(&Auth::None, q, json!({})).await["websites"],
+        json!([])
+    );
+    // Answers that depend on the caller are never shared.
+    let me = "{ me { username } }";
+    assert_eq!(
+        app.gql_ok(&admin, me, json!({})).await["me"]["username"],
+        "admin"
+    );
+    assert!(app.gql_ok(&Auth::None, me, json!({})).await["me"].is_null());
+}

@@ -23,6 +23,7 @@ use axum::routing::get;
 use futures_util::{SinkExt, StreamExt, future};
 
 use super::AppState;
+use super::response_cache::Key;
 use crate::auth::{AuthError, Caller, ClientInfo, identify_bearer};
 
 /// Operations accepted in one batched request.
@@ -96,11 +97,43 @@ async fn execute(
         }
         other => other,
     };
+    let version = state.events.version();
+    let key = match &batch {
+        BatchRequest::Single(request) => Some(Key::new(request, caller.may_read())),
+        BatchRequest::Batch(_) => None,
+    };
+    if let Some(answer) = key
+        .as_ref()
+        .and_then(|k| state.graphql_cache.get(k, version))
+    {
+        return json_answer(StatusCode::OK, answer);
+    }
     let queries: Vec<String> = batch.iter().map(|r| r.query.clone()).collect();
     let batch = batch.data(caller).data(client);
     let mut response = state.schema.execute_batch(batch).await;
     let status = label_request_errors(&mut response, &queries);
-    (status, axum::Json(response)).into_response()
+    let answer = match serde_json::to_vec(&response) {
+        Ok(bytes) => Bytes::from(bytes),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot serialise a GraphQL answer");
+            return reject(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "internal error",
+            );
+        }
+    };
+    if let Some(key) = key
+        && status == StatusCode::OK
+        && response.is_ok()
+    {
+        state.graphql_cache.put(key, version, answer.clone());
+    }
+    json_answer(status, answer)
+}
+
+fn json_answer(status: StatusCode, body: Bytes) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Gives errors that concern the request as a whole (it could not be parsed,

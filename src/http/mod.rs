@@ -2,8 +2,10 @@
 //! endpoints, and the seed-compatible REST API.
 
 pub mod graphql;
+mod response_cache;
 mod rest;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -41,6 +43,7 @@ pub struct AppState {
     pub schema: AppSchema,
     /// How often idle subscription connections are pinged.
     pub ws_keepalive: Duration,
+    pub graphql_cache: Arc<response_cache::ResponseCache>,
 }
 
 impl FromRef<AppState> for Accounts {
