@@ -25,11 +25,9 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use common::TestDb;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use sitepulse::domain::{CheckDefaults, NewWebsite};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const QUERY: &str = "{ websites { id name status lastCheck { responseTimeMs } } }";
 const ADMIN_PASSWORD: &str = "bench-admin-password";
@@ -195,38 +193,12 @@ async fn fan_out(base: &str, child: &Child, website: i64, n: usize) {
     // When each subscriber received each event, in nanoseconds since `started`.
     let received = Arc::new(std::sync::Mutex::new(Vec::<u64>::with_capacity(n * 20)));
     let acked = Arc::new(AtomicU64::new(0));
-    let ws_url = format!("{}/graphql/ws", base.replacen("http", "ws", 1));
+    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
-        let url = ws_url.clone();
         let received = received.clone();
         let acked = acked.clone();
-        tasks.spawn(async move {
-            let mut request = url.into_client_request().unwrap();
-            request
-                .headers_mut()
-                .insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
-            let Ok((mut ws, _)) = tokio_tungstenite::connect_async(request).await else {
-                return;
-            };
-            let init = json!({ "type": "connection_init" }).to_string();
-            let subscribe = json!({ "id": i.to_string(), "type": "subscribe", "payload": {
-                "query": format!("subscription {{ checkCompleted(websiteId: \"{website}\") {{ responseTimeMs }} }}") } })
-            .to_string();
-            if ws.send(Message::text(init)).await.is_err() || ws.send(Message::text(subscribe)).await.is_err() {
-                return;
-            }
-            while let Some(Ok(message)) = ws.next().await {
-                if let Message::Text(text) = message {
-                    if text.contains("connection_ack") {
-                        acked.fetch_add(1, Ordering::Relaxed);
-                    } else if text.contains("\"next\"") {
-                        let now = started.elapsed().as_nanos() as u64;
-                        received.lock().unwrap().push(now);
-                    }
-                }
-            }
-        });
+        tasks.spawn(subscriber(addr, website, i, started, received, acked));
         // Open connections at a steady pace rather than all in the same instant.
         if i % 200 == 199 {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -316,6 +288,85 @@ async fn fan_out(base: &str, child: &Child, website: i64, n: usize) {
         }
     );
     tasks.abort_all();
+}
+
+/// A deliberately lean subscriber, so that the load generator takes as little of
+/// the shared CPU as it can: a plain WebSocket handshake, two client frames, then
+/// it only scans what arrives for `next` messages and notes when each came.
+async fn subscriber(
+    addr: std::net::SocketAddr,
+    website: i64,
+    i: usize,
+    started: Instant,
+    received: Arc<std::sync::Mutex<Vec<u64>>>,
+    acked: Arc<AtomicU64>,
+) {
+    let Ok(mut socket) = tokio::net::TcpStream::connect(addr).await else {
+        return;
+    };
+    let handshake = format!(
+        "GET /graphql/ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+    );
+    let subscribe = json!({ "id": i.to_string(), "type": "subscribe", "payload": {
+        "query": format!("subscription {{ checkCompleted(websiteId: \"{website}\") {{ responseTimeMs }} }}") } });
+    let out = handshake.into_bytes();
+    let mut frames = client_frame(json!({ "type": "connection_init" }).to_string().as_bytes());
+    frames.extend(client_frame(subscribe.to_string().as_bytes()));
+    if socket.write_all(&out).await.is_err() {
+        return;
+    }
+    let mut buf = vec![0u8; 4096];
+    let mut header = Vec::new();
+    // The 101 answer ends with an empty line; frames follow.
+    while !header.windows(4).any(|w| w == b"\r\n\r\n") {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(k) => header.extend_from_slice(&buf[..k]),
+        }
+    }
+    if socket.write_all(&frames).await.is_err() {
+        return;
+    }
+    loop {
+        let k = match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(k) => k,
+        };
+        let chunk = &buf[..k];
+        let now = started.elapsed().as_nanos() as u64;
+        if contains(chunk, b"connection_ack") {
+            acked.fetch_add(1, Ordering::Relaxed);
+        }
+        let events = chunk.windows(6).filter(|w| w == b"\"next\"").count();
+        if events > 0 {
+            received
+                .lock()
+                .unwrap()
+                .extend(std::iter::repeat_n(now, events));
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A masked text frame as a client must send it (the mask key is zero, which
+/// leaves the payload as it is).
+fn client_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x81];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.extend_from_slice(payload);
+    frame
 }
 
 async fn login(client: &reqwest::Client, base: &str) -> String {
