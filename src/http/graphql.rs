@@ -97,17 +97,29 @@ async fn execute(
         }
         other => other,
     };
-    let version = state.events.version();
+    let cache = &state.graphql_cache;
+    let mut version = state.events.version();
     let key = match &batch {
         BatchRequest::Single(request) => Some(Key::new(request, caller.may_read())),
         BatchRequest::Batch(_) => None,
-    };
-    if let Some(answer) = key
-        .as_ref()
-        .and_then(|k| state.graphql_cache.get(k, version))
-    {
-        return json_answer(StatusCode::OK, answer);
     }
+    .filter(|key| cache.cacheable(key));
+    // After a change, one request computes the new answer while the others with
+    // a cacheable query wait for it, instead of all computing the same thing.
+    let _refilling = match &key {
+        Some(key) => {
+            if let Some(answer) = cache.get(key, version) {
+                return json_answer(StatusCode::OK, answer);
+            }
+            let guard = cache.refill().await;
+            version = state.events.version();
+            if let Some(answer) = cache.get(key, version) {
+                return json_answer(StatusCode::OK, answer);
+            }
+            Some(guard)
+        }
+        None => None,
+    };
     let queries: Vec<String> = batch.iter().map(|r| r.query.clone()).collect();
     let batch = batch.data(caller).data(client);
     let mut response = state.schema.execute_batch(batch).await;

@@ -45,6 +45,9 @@ impl Key {
 #[derive(Default)]
 pub struct ResponseCache {
     inner: Mutex<Inner>,
+    /// Whether a query may be kept, remembered per query text.
+    verdicts: Mutex<HashMap<String, bool>>,
+    refill: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -55,6 +58,31 @@ struct Inner {
 }
 
 impl ResponseCache {
+    /// Whether answers to this request may be kept (see the module docs).
+    pub fn cacheable(&self, key: &Key) -> bool {
+        if let Some(verdict) = self
+            .verdicts
+            .lock()
+            .ok()
+            .and_then(|v| v.get(&key.query).copied())
+        {
+            return verdict;
+        }
+        let verdict = cacheable(&key.query);
+        if let Ok(mut verdicts) = self.verdicts.lock() {
+            if verdicts.len() >= MAX_ENTRIES * 4 {
+                verdicts.clear();
+            }
+            verdicts.insert(key.query.clone(), verdict);
+        }
+        verdict
+    }
+
+    /// Held while an answer is computed for the cache.
+    pub async fn refill(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.refill.lock().await
+    }
+
     /// The kept answer, if the world has not changed since it was computed.
     pub fn get(&self, key: &Key, version: u64) -> Option<Bytes> {
         let inner = self.inner.lock().ok()?;
@@ -69,7 +97,7 @@ impl ResponseCache {
 
     /// Keeps an answer computed at `version` (read before the query ran).
     pub fn put(&self, key: Key, version: u64, answer: Bytes) {
-        if answer.len() > MAX_ANSWER_BYTES || !cacheable(&key.query) {
+        if answer.len() > MAX_ANSWER_BYTES || !self.cacheable(&key) {
             return;
         }
         let Ok(mut inner) = self.inner.lock() else {
