@@ -17,14 +17,14 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use common::TestDb;
+use common::{TestDb, service};
 use serde_json::json;
 use sitepulse::domain::{CheckDefaults, NewWebsite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -79,12 +79,13 @@ async fn main() {
         .unwrap();
     drop(store);
 
-    let (child, base) = spawn_service(&db).await;
+    let (child, base) =
+        service::spawn(&db, &[], &[("SITEPULSE_ADMIN_PASSWORD", ADMIN_PASSWORD)]).await;
     // Let every website get its first check.
     tokio::time::sleep(Duration::from_secs(12)).await;
     query_run(&base, seconds).await;
     fan_out(&base, &child, paused.id, subscriptions).await;
-    stop_service(child);
+    service::stop(child);
 }
 
 fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -413,39 +414,4 @@ async fn start_target() -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}/")
-}
-
-async fn spawn_service(db: &TestDb) -> (Child, String) {
-    let port = common::pg::free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_sitepulse"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--database-url", &db.url_string()])
-        .env("SITEPULSE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start sitepulse");
-    let base = format!("http://127.0.0.1:{port}");
-    let url = format!("{base}/healthz");
-    common::eventually(30, "the service to start", || {
-        let url = url.clone();
-        async move {
-            reqwest::get(url)
-                .await
-                .ok()?
-                .status()
-                .is_success()
-                .then_some(())
-        }
-    })
-    .await;
-    (child, base)
-}
-
-fn stop_service(mut child: Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
 }

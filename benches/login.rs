@@ -16,17 +16,17 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::TestDb;
 use common::app::form_body;
+use common::{TestDb, service};
 use sitepulse::domain::{CheckDefaults, NewWebsite};
 
 const ADMIN_PASSWORD: &str = "bench-admin-password";
 const CLIENTS: usize = 50;
+const ADMIN_ENV: &[(&str, &str)] = &[("SITEPULSE_ADMIN_PASSWORD", ADMIN_PASSWORD)];
 
 #[tokio::main]
 async fn main() {
@@ -50,7 +50,7 @@ async fn main() {
     }
     drop(store);
 
-    let (child, base) = spawn_service(&db, &["--login-rate-limit", "1000000"]).await;
+    let (child, base) = service::spawn(&db, &["--login-rate-limit", "1000000"], ADMIN_ENV).await;
     let client = reqwest::Client::new();
     println!("login bench: {CLIENTS} clients, {seconds}s per phase, hashing concurrency = default");
 
@@ -89,15 +89,15 @@ async fn main() {
             "MISSED"
         }
     );
-    stop_service(child);
+    service::stop(child);
 
-    let (child, base) = spawn_service(&db, &[]).await;
+    let (child, base) = service::spawn(&db, &[], ADMIN_ENV).await;
     let (counts, elapsed) = storm(&base, "wrong-password-guess", window).await;
     println!(
         "storm with the default limit: {:.0} attempts/s answered, {counts}",
         counts.total() as f64 / elapsed.as_secs_f64()
     );
-    stop_service(child);
+    service::stop(child);
 }
 
 #[derive(Default, Clone, Copy)]
@@ -227,40 +227,4 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
         return 0.0;
     }
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-async fn spawn_service(db: &TestDb, extra: &[&str]) -> (Child, String) {
-    let port = common::pg::free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_sitepulse"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--database-url", &db.url_string()])
-        .args(extra)
-        .env("SITEPULSE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start sitepulse");
-    let base = format!("http://127.0.0.1:{port}");
-    let url = format!("{base}/healthz");
-    common::eventually(30, "the service to start", || {
-        let url = url.clone();
-        async move {
-            reqwest::get(url)
-                .await
-                .ok()?
-                .status()
-                .is_success()
-                .then_some(())
-        }
-    })
-    .await;
-    (child, base)
-}
-
-fn stop_service(mut child: Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
 }

@@ -76,6 +76,22 @@ fn client(ctx: &Context<'_>) -> ClientInfo {
     })
 }
 
+/// Largest page a list argument `first` may ask for.
+pub const MAX_PAGE: u32 = 1000;
+
+/// A `first` argument: 1 to [`MAX_PAGE`].
+fn page_size(first: i32) -> async_graphql::Result<u32> {
+    u32::try_from(first)
+        .ok()
+        .filter(|n| (1..=MAX_PAGE).contains(n))
+        .ok_or_else(|| {
+            errors::invalid(crate::domain::ValidationError::new(
+                "first",
+                format!("first must be between 1 and {MAX_PAGE}"),
+            ))
+        })
+}
+
 fn parse_id(id: &ID, field: &'static str) -> async_graphql::Result<i64> {
     id.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
         errors::invalid(crate::domain::ValidationError::new(

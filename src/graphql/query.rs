@@ -4,7 +4,7 @@
 use async_graphql::{Context, ID, InputObject, Object, Result};
 
 use super::types::{Status, User, Website};
-use super::{caller, errors, parse_id, services};
+use super::{caller, errors, page_size, parse_id, services};
 use crate::domain;
 
 #[derive(InputObject, Default)]
@@ -55,16 +55,7 @@ impl QueryRoot {
             }
         }
         if let Some(first) = first {
-            let first = usize::try_from(first)
-                .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| {
-                    errors::invalid(domain::ValidationError::new(
-                        "first",
-                        "first must be between 1 and 1000",
-                    ))
-                })?;
-            websites.truncate(first);
+            websites.truncate(page_size(first)? as usize);
         }
         Ok(websites.into_iter().map(Website).collect())
     }

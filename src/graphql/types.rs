@@ -258,15 +258,7 @@ impl Website {
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
     ) -> Result<Connection<String, Check>> {
-        let first = u32::try_from(first)
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| {
-                errors::invalid(domain::ValidationError::new(
-                    "first",
-                    "first must be between 1 and 1000",
-                ))
-            })?;
+        let first = super::page_size(first)?;
         let cursor = match after {
             Some(raw) => Some(
                 raw.parse::<i64>()

@@ -26,6 +26,7 @@ macro_rules! both_databases {
 
 pub mod app;
 pub mod pg;
+pub mod service;
 pub mod targets;
 
 use std::sync::atomic::{AtomicU32, Ordering};
