@@ -557,6 +557,8 @@ async fn bad_input_gets_a_clear_client_error() {
     let huge = format!("username=admin&password={}", "x".repeat(200_000));
     let response = post("/login", form, huge.into_bytes()).await.unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // The unread body makes the connection unusable; the client is told.
+    assert_eq!(response.headers()[header::CONNECTION], "close");
     assert!(response.text().await.unwrap().contains("could not be read"));
 
     let response = post("/login", form, b"username=admin".to_vec())

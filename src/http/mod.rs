@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(graphql::routes())
         .merge(crate::web::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(close_after_unread_body))
         // State-changing requests from other sites are refused (Origin and
         // Sec-Fetch-Site); scripts without those headers, using tokens, pass.
         .layer(CsrfLayer::new().with_rejection_response(cross_site_rejection))
@@ -78,6 +79,17 @@ pub fn router(state: AppState) -> Router {
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// A body refused for its size is left unread, so the connection cannot carry
+/// another request: say so, or a client reusing it would see it close under it.
+async fn close_after_unread_body(mut response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 fn cross_site_rejection(_: ProtectionError) -> axum::http::Response<axum::body::Body> {
