@@ -97,6 +97,19 @@ async fn queries_and_mutations(db: TestDb) {
         .await;
     assert_eq!(names(&data), ["gamma"]);
 
+    // The scheduler checks a new website at once; let that check land first so
+    // the counts below are exact.
+    common::eventually(10, "the scheduled first check", || async {
+        let data = app
+            .gql_ok(
+                &Auth::None,
+                "query($id: ID!) { website(id: $id) { lastCheck { up } } }",
+                json!({ "id": id }),
+            )
+            .await;
+        data["website"]["lastCheck"].is_object().then_some(())
+    })
+    .await;
     // checkNow runs at once and returns the stored check.
     let check_now = "mutation($id: ID!) { checkNow(id: $id) { id websiteId up statusCode responseTimeMs checkedAt error { kind message } } }";
     for _ in 0..3 {
@@ -120,7 +133,6 @@ async fn queries_and_mutations(db: TestDb) {
         uptime { last24h last7d last30d }
         checks(first: 2, after: $after) { edges { cursor node { up checkedAt } } pageInfo { hasNextPage } }
     } }";
-    // The scheduler checks a new website at once too: count what is stored.
     let all = app
         .gql_ok(
             &Auth::None,
@@ -129,7 +141,7 @@ async fn queries_and_mutations(db: TestDb) {
         )
         .await;
     let stored = all["website"]["checks"]["edges"].as_array().unwrap().len();
-    assert!(stored >= 3, "{all}");
+    assert_eq!(stored, 4, "the scheduled check and three checkNow: {all}");
     let website = app.gql_ok(&Auth::None, q, json!({ "id": id })).await["website"].clone();
     assert_eq!(website["status"], "UP");
     assert!(website["statusSince"].is_string());
