@@ -39,6 +39,16 @@ struct TokenRow {
     last_used_at: Option<i64>,
 }
 
+/// A token with the columns of its owner.
+#[derive(FromRow)]
+struct OwnedTokenRow {
+    #[sqlx(flatten)]
+    token: TokenRow,
+    username: String,
+    role: String,
+    user_created_at: i64,
+}
+
 impl TokenRow {
     fn into_token(self) -> Result<ApiToken> {
         Ok(ApiToken {
@@ -298,18 +308,26 @@ impl AccountStore for SqliteStore {
     }
 
     async fn api_token(&self, token_hash: &[u8]) -> Result<Option<(ApiToken, User)>> {
-        let Some(token) = sqlx::query_as::<_, TokenRow>(
-            "SELECT id, user_id, name, hint, created_at, last_used_at FROM api_tokens \
-             WHERE token_hash = ?",
+        // One round trip: every API request starts here.
+        let row = sqlx::query_as::<_, OwnedTokenRow>(
+            "SELECT t.id, t.user_id, t.name, t.hint, t.created_at, t.last_used_at, \
+             u.username, u.role, u.created_at AS user_created_at \
+             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
         )
         .bind(token_hash)
         .fetch_optional(self.pool())
-        .await?
-        else {
-            return Ok(None);
-        };
-        let token = token.into_token()?;
-        Ok(self.user(token.user_id).await?.map(|user| (token, user)))
+        .await?;
+        row.map(|row| {
+            let user = UserRow {
+                id: row.token.user_id,
+                username: row.username,
+                role: row.role,
+                created_at: row.user_created_at,
+            }
+            .into_user()?;
+            Ok((row.token.into_token()?, user))
+        })
+        .transpose()
     }
 
     async fn touch_api_token(&self, id: TokenId, at: DateTime<Utc>) -> Result<()> {
