@@ -36,7 +36,15 @@ const ADMIN_PASSWORD: &str = "bench-admin-password";
 async fn main() {
     sitepulse::install_crypto_provider();
     let seconds: u64 = env_number("BENCH_SECONDS", 20);
-    let subscriptions: usize = env_number("BENCH_SUBSCRIPTIONS", 10_000);
+    let mut subscriptions: usize = env_number("BENCH_SUBSCRIPTIONS", 10_000);
+    // Each subscriber holds one socket here and one in the service.
+    let files = open_file_limit();
+    if files < subscriptions + 500 {
+        subscriptions = files.saturating_sub(500);
+        println!(
+            "open-file limit {files}: fan-out with {subscriptions} subscriptions (raise it with ulimit -n)"
+        );
+    }
     let target = start_target().await;
 
     let db = TestDb::sqlite();
@@ -86,6 +94,17 @@ async fn main() {
     query_run(&base, seconds).await;
     fan_out(&base, &child, paused.id, subscriptions).await;
     service::stop(child);
+}
+
+/// The soft limit on open files of this process.
+fn open_file_limit() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024)
 }
 
 fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
