@@ -584,3 +584,45 @@ async fn repeated_queries_see_every_change_at_once() {
     );
     assert!(app.gql_ok(&Auth::None, me, json!({})).await["me"].is_null());
 }
+
+/// The playground as a browser shows it: headless Chromium loads the page, runs
+/// its scripts under the page's Content-Security-Policy, and the editor holds the
+/// starting query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_playground_renders_in_a_real_browser() {
+    let app = App::start(TestDb::sqlite(), |_| {}).await;
+    let browser = std::env::var("SITEPULSE_TEST_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let profile = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--virtual-time-budget=10000",
+            "--enable-logging=stderr",
+            "--log-level=0",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(app.url("/graphql"))
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {browser} (apt-get install chromium): {e}"));
+    let dom = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        dom.contains("graphiql-container"),
+        "GraphiQL did not render: {dom}"
+    );
+    assert!(
+        dom.contains("lastCheck"),
+        "the starting query is in the editor"
+    );
+    let log = String::from_utf8_lossy(&output.stderr);
+    // The console, logged to stderr, reports anything the policy blocked.
+    assert!(!log.contains("Content Security Policy"), "{log}");
+}
