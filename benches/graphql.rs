@@ -116,16 +116,7 @@ fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 async fn query_run(base: &str, seconds: u64) {
     let body = json!({ "query": QUERY }).to_string();
-    let check = reqwest::Client::new()
-        .post(format!("{base}/graphql"))
-        .header("content-type", "application/json")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let check = post_graphql(&reqwest::Client::new(), base, None, body.clone()).await;
     assert!(check.contains("\"lastCheck\":{"), "{check}");
     println!(
         "websites query: {} bytes per answer, 100 websites",
@@ -242,20 +233,9 @@ async fn fan_out(base: &str, child: &Child, website: i64, n: usize) {
     for _ in 0..rounds {
         let expected = received.lock().unwrap().len() + n;
         let sent = started.elapsed().as_nanos() as u64;
-        let answer = client
-            .post(format!("{base}/graphql"))
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .body(
-                json!({ "query": format!("mutation {{ checkNow(id: \"{website}\") {{ up }} }}") })
-                    .to_string(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let check_now =
+            json!({ "query": format!("mutation {{ checkNow(id: \"{website}\") {{ up }} }}") });
+        let answer = post_graphql(&client, base, Some(&token), check_now.to_string()).await;
         let answered = started.elapsed().as_nanos() as u64;
         assert!(answer.contains("\"up\":true"), "{answer}");
         marks.push((sent, answered));
@@ -389,21 +369,27 @@ fn client_frame(payload: &[u8]) -> Vec<u8> {
     frame
 }
 
+/// Posts a GraphQL request; the answer's text.
+async fn post_graphql(
+    client: &reqwest::Client,
+    base: &str,
+    token: Option<&str>,
+    body: String,
+) -> String {
+    let mut request = client
+        .post(format!("{base}/graphql"))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().text().await.unwrap()
+}
+
 async fn login(client: &reqwest::Client, base: &str) -> String {
     let body = json!({ "query": format!("mutation {{ login(username: \"admin\", password: \"{ADMIN_PASSWORD}\") {{ token }} }}") });
-    let answer: serde_json::Value = serde_json::from_str(
-        &client
-            .post(format!("{base}/graphql"))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let answer: serde_json::Value =
+        serde_json::from_str(&post_graphql(client, base, None, body.to_string()).await).unwrap();
     answer["data"]["login"]["token"]
         .as_str()
         .unwrap()

@@ -76,14 +76,7 @@ fn terminate(child: &Child) {
 }
 
 async fn wait_healthy(port: u16) {
-    sitepulse::install_crypto_provider();
-    common::eventually(30, "the service to answer /healthz", || async move {
-        let r = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-            .await
-            .ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await;
+    common::wait_healthy(&format!("http://127.0.0.1:{port}")).await;
 }
 
 #[test]

@@ -97,20 +97,7 @@ impl Service {
     }
 
     async fn ready(&self) {
-        sitepulse::install_crypto_provider();
-        let url = self.url("/healthz");
-        common::eventually(30, "the service to answer", || {
-            let url = url.clone();
-            async move {
-                reqwest::get(url)
-                    .await
-                    .ok()?
-                    .status()
-                    .is_success()
-                    .then_some(())
-            }
-        })
-        .await;
+        common::wait_healthy(&self.url("")).await;
     }
 
     async fn login(&self, username: &str, password: &str) -> Result<String, StatusCode> {

@@ -86,6 +86,24 @@ pub fn unique() -> u32 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Waits until the service at `base` (`http://host:port`) answers `/healthz`.
+pub async fn wait_healthy(base: &str) {
+    sitepulse::install_crypto_provider();
+    let url = format!("{base}/healthz");
+    eventually(30, "the service to answer /healthz", || {
+        let url = url.clone();
+        async move {
+            reqwest::get(url)
+                .await
+                .ok()?
+                .status()
+                .is_success()
+                .then_some(())
+        }
+    })
+    .await;
+}
+
 /// Polls `f` every 50 ms until it returns `Some`, for at most `secs` seconds.
 pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
 where

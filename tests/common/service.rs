@@ -19,19 +19,7 @@ pub async fn spawn(db: &TestDb, args: &[&str], envs: &[(&str, &str)]) -> (Child,
         .spawn()
         .expect("start sitepulse");
     let base = format!("http://127.0.0.1:{port}");
-    let url = format!("{base}/healthz");
-    super::eventually(30, "the service to start", || {
-        let url = url.clone();
-        async move {
-            reqwest::get(url)
-                .await
-                .ok()?
-                .status()
-                .is_success()
-                .then_some(())
-        }
-    })
-    .await;
+    super::wait_healthy(&base).await;
     (child, base)
 }
 
