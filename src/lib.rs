@@ -115,6 +115,10 @@ impl Server {
             config.timezone,
         );
         let probe = Probe::new()?;
+        let shutdown = CancellationToken::new();
+        let board = web::live::Board::new(store.clone(), config.timezone, shutdown.clone());
+        // Listening starts here, before anything can be published.
+        tokio::spawn(board.clone().run(events.subscribe()));
         let schema = graphql::schema(graphql::Services {
             store: store.clone(),
             websites: websites.clone(),
@@ -131,8 +135,9 @@ impl Server {
             schema,
             ws_keepalive: config.ws_keepalive,
             graphql_cache: Default::default(),
+            board,
+            probe: probe.clone(),
         };
-        let shutdown = CancellationToken::new();
         let scheduler = Scheduler::new(
             store.clone(),
             probe,

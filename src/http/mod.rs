@@ -13,6 +13,7 @@ use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower_http::compression::CompressionLayer;
 use tower_http::csrf::{CsrfLayer, ProtectionError};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -44,6 +45,10 @@ pub struct AppState {
     /// How often idle subscription connections are pinged.
     pub ws_keepalive: Duration,
     pub graphql_cache: Arc<response_cache::ResponseCache>,
+    /// What the websites list shows, kept current for pages and live updates.
+    pub board: crate::web::live::Board,
+    /// Runs "check now" requests.
+    pub probe: crate::checker::Probe,
 }
 
 impl FromRef<AppState> for Accounts {
@@ -65,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(rest::routes())
         .merge(graphql::routes())
         .merge(crate::web::routes())
+        .fallback(crate::web::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(close_after_unread_body))
         // State-changing requests from other sites are refused (Origin and
@@ -77,6 +83,9 @@ pub fn router(state: AppState) -> Router {
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::REFERRER_POLICY, "same-origin"))
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
+        // Pages, fragments, assets and JSON compress well; event streams are left
+        // alone (the default predicate skips text/event-stream) so they flow at once.
+        .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -91,6 +91,20 @@ pub trait Store: AccountStore + Send + Sync + 'static {
     ) -> Result<Vec<DayStat>>;
     /// Counts over the whole hours from the one containing `since` up to now.
     async fn tally_since(&self, website: WebsiteId, since: DateTime<Utc>) -> Result<Tally>;
+    /// [`Store::tally_since`] for every website that has checks in the window, in one read.
+    async fn tallies_since(&self, since: DateTime<Utc>) -> Result<Vec<(WebsiteId, Tally)>>;
+    /// The newest `per_website` checks of every website, newest first within each
+    /// website, in one read.
+    async fn latest_checks(&self, per_website: u32) -> Result<Vec<Check>>;
+    /// A website's raw checks from `since` on, counted in consecutive buckets of
+    /// `bucket` length; each entry is the bucket's start and its counts. Buckets
+    /// without checks are absent. Oldest first.
+    async fn check_series(
+        &self,
+        website: WebsiteId,
+        since: DateTime<Utc>,
+        bucket: Duration,
+    ) -> Result<Vec<(DateTime<Utc>, Tally)>>;
 
     /// Deletes at most `limit` of a website's raw checks with slots before `before`,
     /// oldest first; returns how many. Walking the primary key per website keeps each
@@ -285,6 +299,24 @@ fn tally(checks: Option<i64>, up: Option<i64>, sum: Option<i64>, responses: Opti
         response_ms_sum: n(sum),
         responses: n(responses),
     }
+}
+
+/// Bucket number and counts as read from the database, turned into a series.
+fn series(
+    since: DateTime<Utc>,
+    bucket: Duration,
+    rows: Vec<(i64, i64, i64, i64, i64)>,
+) -> Vec<(DateTime<Utc>, Tally)> {
+    let bucket_ms = i64::try_from(bucket.as_millis()).unwrap_or(i64::MAX);
+    rows.into_iter()
+        .map(|(index, checks, up, sum, responses)| {
+            let start = since + chrono::Duration::milliseconds(index.saturating_mul(bucket_ms));
+            (
+                start,
+                tally(Some(checks), Some(up), Some(sum), Some(responses)),
+            )
+        })
+        .collect()
 }
 
 fn millis_to_time(ms: i64) -> Result<DateTime<Utc>> {

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -400,6 +401,62 @@ impl Store for PostgresStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(super::tally(checks, up, sum, responses))
+    }
+
+    async fn tallies_since(&self, since: DateTime<Utc>) -> Result<Vec<(WebsiteId, Tally)>> {
+        let hour = DateTime::from_timestamp(super::hour_start(since), 0).unwrap_or_default();
+        let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT website_id, sum(checks)::int8, sum(up_checks)::int8, \
+             sum(response_ms_sum)::int8, sum(responses)::int8 FROM check_hours \
+             WHERE hour >= $1 GROUP BY website_id",
+        )
+        .bind(hour)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, checks, up, sum, responses)| {
+                (
+                    id,
+                    super::tally(Some(checks), Some(up), Some(sum), Some(responses)),
+                )
+            })
+            .collect())
+    }
+
+    async fn latest_checks(&self, per_website: u32) -> Result<Vec<Check>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT c.* FROM websites w CROSS JOIN LATERAL (SELECT {CHECK_COLUMNS} FROM checks \
+             WHERE website_id = w.id ORDER BY slot DESC LIMIT $1) c \
+             ORDER BY c.website_id, c.slot DESC"
+        ));
+        let rows: Vec<CheckRow> = sqlx::query_as(sql)
+            .bind(i64::from(per_website))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(Check::try_from).collect()
+    }
+
+    async fn check_series(
+        &self,
+        website: WebsiteId,
+        since: DateTime<Utc>,
+        bucket: Duration,
+    ) -> Result<Vec<(DateTime<Utc>, Tally)>> {
+        let bucket_ms = i64::try_from(bucket.as_millis()).unwrap_or(i64::MAX).max(1);
+        let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT (floor(extract(epoch FROM slot - $1) * 1000)::int8 / $2) AS bucket, \
+             count(*), count(*) FILTER (WHERE up), \
+             coalesce(sum(response_ms) FILTER (WHERE status_code IS NOT NULL), 0)::int8, \
+             count(status_code) FROM checks WHERE website_id = $3 AND slot >= $1 \
+             GROUP BY bucket ORDER BY bucket",
+        )
+        .bind(since)
+        .bind(bucket_ms)
+        .bind(website)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(super::series(since, bucket, rows))
     }
 
     async fn prune_checks(

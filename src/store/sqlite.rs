@@ -389,6 +389,64 @@ impl Store for SqliteStore {
         ))
     }
 
+    async fn tallies_since(&self, since: DateTime<Utc>) -> Result<Vec<(WebsiteId, Tally)>> {
+        let rows: Vec<(WebsiteId, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT website_id, sum(checks), sum(up_checks), sum(response_ms_sum), \
+             sum(responses) FROM check_hours WHERE hour >= ? GROUP BY website_id",
+        )
+        .bind(super::hour_start(since))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, checks, up, sum, responses)| {
+                (
+                    id,
+                    super::tally(Some(checks), Some(up), Some(sum), Some(responses)),
+                )
+            })
+            .collect())
+    }
+
+    async fn latest_checks(&self, per_website: u32) -> Result<Vec<Check>> {
+        if per_website == 0 {
+            return Ok(Vec::new());
+        }
+        // Per website: find the slot of its n-th newest check through the primary
+        // key, then read the checks from there on.
+        let rows: Vec<CheckRow> = sqlx::query_as(
+            "SELECT c.website_id, c.slot, c.delay_ms, c.up, c.status_code, c.response_ms, \
+             c.error_kind, c.error_message FROM websites w JOIN checks c \
+             ON c.website_id = w.id AND c.slot >= coalesce((SELECT x.slot FROM checks x \
+             WHERE x.website_id = w.id ORDER BY x.slot DESC LIMIT 1 OFFSET ?), 0) \
+             ORDER BY c.website_id, c.slot DESC",
+        )
+        .bind(i64::from(per_website) - 1)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Check::try_from).collect()
+    }
+
+    async fn check_series(
+        &self,
+        website: WebsiteId,
+        since: DateTime<Utc>,
+        bucket: Duration,
+    ) -> Result<Vec<(DateTime<Utc>, Tally)>> {
+        let bucket_ms = i64::try_from(bucket.as_millis()).unwrap_or(i64::MAX).max(1);
+        let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT (slot - ?1) / ?2 AS bucket, count(*), sum(up), \
+             sum(CASE WHEN status_code IS NULL THEN 0 ELSE response_ms END), count(status_code) \
+             FROM checks WHERE website_id = ?3 AND slot >= ?1 GROUP BY bucket ORDER BY bucket",
+        )
+        .bind(since.timestamp_millis())
+        .bind(bucket_ms)
+        .bind(website)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(super::series(since, bucket, rows))
+    }
+
     async fn prune_checks(
         &self,
         website: WebsiteId,

@@ -1,13 +1,21 @@
-//! Server-rendered pages (maud): the websites list, sign-in and sign-out, and the
-//! account page with password change and API tokens.
+//! Server-rendered pages (maud) made lively with htmx: the websites list, each
+//! website's page, the forms to add and change websites, sign-in, the account page
+//! and, for admins, the users. Every page works without JavaScript; with it, htmx
+//! swaps in fragments and live updates arrive over Server-Sent Events (`/live`).
 
 mod account;
+pub mod assets;
+mod chart;
+mod fmt;
 mod home;
 mod layout;
+pub mod live;
 mod login;
+mod users;
+mod website;
 
 use axum::Router;
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::html;
@@ -17,27 +25,61 @@ use crate::http::AppState;
 
 pub use login::SESSION_COOKIE;
 
-const APP_CSS: &str = include_str!("../../assets/app.css");
-
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home::page))
+        .route("/live", get(live::stream))
+        .route(
+            "/websites/new",
+            get(website::new_page).post(website::create),
+        )
+        .route("/websites/{id}", get(website::page))
+        .route(
+            "/websites/{id}/edit",
+            get(website::edit_page).post(website::update),
+        )
+        .route("/websites/{id}/pause", post(website::pause))
+        .route("/websites/{id}/resume", post(website::resume))
+        .route("/websites/{id}/check", post(website::check_now))
+        .route(
+            "/websites/{id}/delete",
+            get(website::confirm_delete).post(website::delete),
+        )
+        .route("/users", get(users::page).post(users::create))
+        .route("/users/{id}/role", post(users::set_role))
+        .route("/users/{id}/delete", post(users::delete))
         .route("/login", get(login::page).post(login::submit))
         .route("/logout", get(login::confirm_logout).post(login::logout))
         .route("/account", get(account::page))
         .route("/account/password", post(account::change_password))
         .route("/account/tokens", post(account::create_token))
         .route("/account/tokens/{id}/revoke", post(account::revoke_token))
-        .route("/assets/app.css", get(css))
+        .route("/assets/{file}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon))
 }
 
-async fn css() -> Response {
+/// Whether htmx sent the request, which then gets a fragment instead of a page.
+pub fn is_htmx(headers: &HeaderMap) -> bool {
+    headers.get("hx-request").is_some_and(|v| v == "true")
+}
+
+/// Any route nobody serves: a friendly page for people, plain text for programs.
+pub async fn not_found(caller: Caller, headers: HeaderMap) -> Response {
+    let wants_html = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if !wants_html {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    }
+    let body = html! {
+        h1 { "Page not found" }
+        p { "There is nothing at this address. It may have moved, or the link was mistyped." }
+        p { a href="/" { "Go to the websites" } }
+    };
     (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        APP_CSS,
+        StatusCode::NOT_FOUND,
+        layout::page("Not found", caller.user(), body),
     )
         .into_response()
 }
@@ -75,9 +117,15 @@ impl IntoResponse for PageError {
                 Redirect::to(&format!("/login?next={next}")).into_response()
             }
             PageError::Status(status, message) => {
+                let title = match status {
+                    StatusCode::NOT_FOUND => "Not found",
+                    StatusCode::FORBIDDEN => "Not allowed",
+                    s if s.is_server_error() => "Something went wrong",
+                    s => s.canonical_reason().unwrap_or("Error"),
+                };
                 let body = html! {
-                    h1 { (status.canonical_reason().unwrap_or("Error")) }
-                    p.error { (message) }
+                    h1 { (title) }
+                    p.error role="alert" { (message) }
                     p { a href="/" { "Back to the websites" } }
                 };
                 (status, layout::page("Error", None, body)).into_response()
