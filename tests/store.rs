@@ -25,6 +25,8 @@ both_databases!(
     uptime_windows,
     retention_prunes_raw_checks_but_keeps_history,
     deleting_a_website_deletes_its_history,
+    newest_checks_and_day_counts_of_every_website_in_one_read,
+    check_series_counts_each_bucket,
 );
 
 fn spec(name: &str, url: &str) -> WebsiteSpec {
@@ -556,4 +558,97 @@ mod history {
         assert_eq!(uptime.month.checks, 4);
         assert_eq!(uptime.month.uptime(), Some(75.0));
     }
+}
+
+async fn newest_checks_and_day_counts_of_every_website_in_one_read(db: TestDb) {
+    let store = db.store().await;
+    let busy = new_site(&store, "busy").await;
+    let quiet = new_site(&store, "quiet").await;
+    let never = new_site(&store, "never").await;
+    // Whole seconds: both databases keep at least that precision.
+    let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    let mut batch = Vec::new();
+    for m in 0..50 {
+        batch.push(check(
+            busy,
+            now - chrono::Duration::minutes(m),
+            m % 10 != 3,
+            40,
+        ));
+    }
+    batch.push(check(quiet, now - chrono::Duration::hours(30), false, 90));
+    batch.push(check(quiet, now - chrono::Duration::minutes(5), true, 70));
+    store.record_checks(&batch).await.unwrap();
+
+    let latest = store.latest_checks(30).await.unwrap();
+    let of = |id| {
+        latest
+            .iter()
+            .filter(|c| c.website_id == id)
+            .collect::<Vec<_>>()
+    };
+    let busy_checks = of(busy);
+    assert_eq!(busy_checks.len(), 30);
+    assert_eq!(busy_checks[0].slot, now - chrono::Duration::minutes(0));
+    assert!(
+        busy_checks.windows(2).all(|w| w[0].slot > w[1].slot),
+        "newest first"
+    );
+    assert_eq!(busy_checks[29].slot, now - chrono::Duration::minutes(29));
+    assert_eq!(of(quiet).len(), 2);
+    assert!(of(never).is_empty());
+    assert!(store.latest_checks(0).await.unwrap().is_empty());
+
+    let tallies = store
+        .tallies_since(now - chrono::Duration::hours(24))
+        .await
+        .unwrap();
+    let tally = |id| tallies.iter().find(|(w, _)| *w == id).map(|(_, t)| *t);
+    let busy_day = tally(busy).unwrap();
+    assert_eq!((busy_day.checks, busy_day.up_checks), (50, 45));
+    let quiet_day = tally(quiet).unwrap();
+    assert_eq!(
+        (quiet_day.checks, quiet_day.up_checks),
+        (1, 1),
+        "30 hours ago is outside"
+    );
+    assert_eq!(tally(never), None);
+}
+
+async fn check_series_counts_each_bucket(db: TestDb) {
+    let store = db.store().await;
+    let id = new_site(&store, "series").await;
+    let since = at("2026-03-01T00:00:00Z");
+    let mut batch = Vec::new();
+    // Minute checks for 20 minutes; the 7th is down; then a gap; one more later.
+    for m in 0..20 {
+        batch.push(check(
+            id,
+            since + chrono::Duration::minutes(m),
+            m != 7,
+            10 * (m as u32 + 1),
+        ));
+    }
+    batch.push(check(id, since + chrono::Duration::minutes(61), true, 33));
+    // Before the window: not counted.
+    batch.push(check(id, since - chrono::Duration::minutes(1), true, 1));
+    store.record_checks(&batch).await.unwrap();
+
+    let series = store
+        .check_series(id, since, Duration::from_secs(300))
+        .await
+        .unwrap();
+    let starts: Vec<i64> = series
+        .iter()
+        .map(|(start, _)| (*start - since).num_minutes())
+        .collect();
+    assert_eq!(starts, [0, 5, 10, 15, 60]);
+    let (_, second) = series[1];
+    assert_eq!(
+        (second.checks, second.up_checks, second.responses),
+        (5, 4, 5)
+    );
+    assert_eq!(second.response_ms_sum, 60 + 70 + 80 + 90 + 100);
+    assert_eq!(series[4].1.checks, 1);
+    assert_eq!(series[4].1.avg_response_time_ms(), Some(33.0));
 }

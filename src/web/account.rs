@@ -27,11 +27,8 @@ fn signed_in<'a>(caller: &'a Caller, uri: &Uri) -> Result<&'a Identity, PageErro
         .map_err(|e| PageError::from_auth(e, uri))
 }
 
-fn when(time: Option<DateTime<Utc>>) -> String {
-    time.map_or_else(
-        || "never".to_owned(),
-        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
-    )
+fn when(time: Option<DateTime<Utc>>, tz: chrono_tz::Tz) -> String {
+    time.map_or_else(|| "never".to_owned(), |t| super::fmt::time(t, tz))
 }
 
 async fn render(
@@ -41,6 +38,7 @@ async fn render(
     notice: Option<Notice>,
 ) -> Result<Response, PageError> {
     let user = &identity.user;
+    let tz = state.board.timezone();
     let tokens = state
         .accounts
         .api_tokens(user.id)
@@ -54,7 +52,8 @@ async fn render(
             Some(Notice::Failed(text)) => p.error role="alert" { (text) },
             Some(Notice::NewToken { name, secret }) => div.notice role="status" {
                 p { "New API token " strong { (name) } ". Copy it now: it is shown only once." }
-                code.token { (secret.expose()) }
+                code.token #new-token { (secret.expose()) }
+                button type="button" data-copy="new-token" hidden { "Copy token" }
                 p { "Send it as " code { "Authorization: Bearer …" } "." }
             },
             None => {},
@@ -71,8 +70,8 @@ async fn render(
                             tr {
                                 td { (token.name) }
                                 td { code { "…" (token.hint) } }
-                                td { (when(Some(token.created_at))) }
-                                td { (when(token.last_used_at)) }
+                                td { (when(Some(token.created_at), tz)) }
+                                td { (when(token.last_used_at, tz)) }
                                 td {
                                     form.inline method="post" action={ "/account/tokens/" (token.id) "/revoke" } {
                                         button.danger type="submit" { "Revoke" }

@@ -60,14 +60,14 @@ pub fn time(t: DateTime<Utc>, timezone: Tz) -> String {
 pub fn check_summary(check: &Check, timezone: Tz) -> String {
     let at = check.checked_at.with_timezone(&timezone).format("%H:%M:%S");
     match (&check.error, check.status_code) {
-        (Some(error), _) => format!(
-            "{at} down: {} after {} ms",
-            error.kind.as_str(),
-            check.response_time_ms
-        ),
-        (None, Some(code)) => format!(
+        (_, Some(code)) => format!(
             "{at} {}: {code} in {} ms",
             if check.up { "up" } else { "down" },
+            check.response_time_ms
+        ),
+        (Some(error), None) => format!(
+            "{at} down: {} after {} ms",
+            error.kind.as_str(),
             check.response_time_ms
         ),
         (None, None) => format!("{at} {}", if check.up { "up" } else { "down" }),

@@ -20,6 +20,7 @@ pub struct Target {
     pub hits: Arc<AtomicU64>,
     /// What `/switch` answers: 200 while true, 503 while false.
     pub healthy: Arc<AtomicBool>,
+    server: tokio::task::AbortHandle,
 }
 
 impl Target {
@@ -50,11 +51,12 @@ impl Target {
             .layer(axum::middleware::from_fn_with_state(hits.clone(), count));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let server = tokio::spawn(async move { axum::serve(listener, app).await }).abort_handle();
         Self {
             addr,
             hits,
             healthy,
+            server,
         }
     }
 
@@ -65,6 +67,11 @@ impl Target {
     /// Makes `/switch` answer 200 (`true`) or 503 (`false`).
     pub fn set_healthy(&self, healthy: bool) {
         self.healthy.store(healthy, Ordering::Relaxed);
+    }
+
+    /// Stops listening: new connections are refused, as when a server is down.
+    pub fn stop(&self) {
+        self.server.abort();
     }
 
     pub fn hits(&self) -> u64 {
