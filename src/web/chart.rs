@@ -23,7 +23,7 @@ const SPAN_SECS: f64 = 24.0 * 3600.0;
 
 /// A round upper end for the vertical axis: 1, 2 or 5 times a power of ten.
 fn axis_max(max: f64) -> f64 {
-    let max = max.max(1.0);
+    let max = max.max(10.0);
     let power = 10f64.powf(max.log10().floor());
     [1.0, 2.0, 5.0, 10.0]
         .into_iter()
@@ -51,17 +51,34 @@ pub fn response_time(since: DateTime<Utc>, points: &[(DateTime<Utc>, Tally)], tz
     let y = |ms: f64| TOP + plot_h - ms / top * plot_h;
     let bucket = BUCKET.as_secs_f64();
 
-    // One path, with a new segment wherever a bucket without responses lies between.
+    // One path, with a new segment wherever a bucket without responses lies
+    // between; a lone point is drawn across its bucket so it stays visible.
+    let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
+    for &(secs, ms) in &measured {
+        match runs.last_mut() {
+            Some(run) if run.last().is_some_and(|(p, _)| secs - p <= bucket * 1.5) => {
+                run.push((secs, ms));
+            }
+            _ => runs.push(vec![(secs, ms)]),
+        }
+    }
     let mut line = String::new();
-    let mut previous: Option<f64> = None;
-    for (secs, ms) in &measured {
-        let centre = secs + bucket / 2.0;
-        let command = match previous {
-            Some(p) if secs - p <= bucket * 1.5 => 'L',
-            _ => 'M',
-        };
-        let _ = write!(line, "{command}{:.1} {:.1}", x(centre), y(*ms));
-        previous = Some(*secs);
+    for run in &runs {
+        if let [(secs, ms)] = run.as_slice() {
+            let _ = write!(
+                line,
+                "M{:.1} {:.1}L{:.1} {:.1}",
+                x(*secs),
+                y(*ms),
+                x(secs + bucket),
+                y(*ms)
+            );
+            continue;
+        }
+        for (i, (secs, ms)) in run.iter().enumerate() {
+            let command = if i == 0 { 'M' } else { 'L' };
+            let _ = write!(line, "{command}{:.1} {:.1}", x(secs + bucket / 2.0), y(*ms));
+        }
     }
     let mut failures = String::new();
     let width = bucket / SPAN_SECS * plot_w;
@@ -107,7 +124,7 @@ pub fn response_time(since: DateTime<Utc>, points: &[(DateTime<Utc>, Tally)], tz
     }
     html! {
         figure.chart {
-            svg viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } role="img" aria-label=(label) preserveAspectRatio="none" {
+            svg viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } role="img" aria-label=(label) {
                 title { (label) }
                 @for fraction in [0.0, 0.5, 1.0] {
                     @let at = y(top * fraction);
@@ -137,7 +154,7 @@ mod tests {
 
     #[test]
     fn axis_ends_are_round() {
-        assert_eq!(axis_max(0.0), 1.0);
+        assert_eq!(axis_max(0.0), 10.0);
         assert_eq!(axis_max(83.0), 100.0);
         assert_eq!(axis_max(120.0), 200.0);
         assert_eq!(axis_max(2100.0), 5000.0);
@@ -167,7 +184,8 @@ mod tests {
         .into_string();
         let path = svg.split("d=\"").nth(1).unwrap().split('"').next().unwrap();
         assert_eq!(path.matches('M').count(), 2, "{path}");
-        assert_eq!(path.matches('L').count(), 1, "{path}");
+        // Two joined points, then a lone one drawn across its bucket.
+        assert_eq!(path.matches('L').count(), 2, "{path}");
         assert_eq!(svg.matches("class=\"fail\"").count(), 1);
         assert!(svg.contains("2 failed checks"), "{svg}");
     }

@@ -130,7 +130,12 @@ impl Board {
                 timezone,
                 state: Mutex::new(None),
                 updates,
-                version: AtomicU64::new(0),
+                // Versions start from the clock, so a page that reconnects to a
+                // restarted process (or another replica) never mistakes that
+                // process's versions for the ones it saw.
+                version: AtomicU64::new(
+                    u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0) * 1000,
+                ),
                 shutdown,
             }),
         }
