@@ -19,14 +19,16 @@ fmt:
 
 # Benchmarks: checker throughput and lateness, history latency, storage size,
 # sign-in throughput and page latency during a sign-in storm, GraphQL throughput and
-# subscription fan-out (10,000 connections: it raises the open-file limit if it may).
-# BENCH_SIZES, BENCH_DATABASES, BENCH_SECONDS, BENCH_WEBSITES and BENCH_SUBSCRIPTIONS
-# narrow them.
+# subscription fan-out (10,000 connections: it raises the open-file limit if it may),
+# page server time (list of 1,000 websites, a website's page) and compressed size.
+# BENCH_SIZES, BENCH_DATABASES, BENCH_SECONDS, BENCH_WEBSITES, BENCH_SUBSCRIPTIONS and
+# BENCH_REQUESTS narrow them.
 bench:
     command -v wrk >/dev/null || echo "wrk not installed (apt-get install wrk): the load-generator ratio is skipped"
     cargo bench --bench history
     cargo bench --bench checker
     cargo bench --bench login
+    cargo bench --bench pages
     bash -c 'ulimit -n 65536 2>/dev/null || true; cargo bench --bench graphql'
 
 # A release build of the binary.

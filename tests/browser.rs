@@ -266,7 +266,7 @@ async fn a_user_adds_a_website_and_watches_it_live() {
     wait_for(
         &browser,
         "several bars in the strip",
-        &format!("return document.querySelectorAll('#w-{id} .strip i.u').length >= 2;"),
+        &format!("return document.querySelectorAll('#w-{id} .strip i:not(.d)').length >= 2;"),
     )
     .await;
     std::fs::write(

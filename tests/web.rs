@@ -130,17 +130,20 @@ async fn list_shows_each_state_with_totals_strip_and_filters(db: TestDb) {
     assert_eq!(text(inner(up_row, ".url")[0]), target.url("/ok"));
     assert!(text(inner(up_row, "td.num")[0]).ends_with(" ms"));
     assert_eq!(text(inner(up_row, "td.num")[1]), "100 %");
-    let bars = inner(up_row, ".strip i.u");
+    let bars = inner(up_row, ".strip i:not(.d)");
     assert!(!bars.is_empty());
     let title = bars[0].value().attr("title").unwrap();
-    assert!(title.contains("up: 200 in "), "{title}");
+    assert!(
+        title.contains(" 200, ") && title.ends_with(" ms"),
+        "{title}"
+    );
 
     let down_row = row(&doc, down).unwrap();
     assert_eq!(text(inner(down_row, ".badge")[0]), "▼ DOWN");
     assert_eq!(text(inner(down_row, "td.num")[1]), "0.00 %");
     let bar = inner(down_row, ".strip i.d")[0];
     assert!(
-        bar.value().attr("title").unwrap().contains("down: 500"),
+        bar.value().attr("title").unwrap().contains("down 500, "),
         "{}",
         bar.html()
     );

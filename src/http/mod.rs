@@ -13,7 +13,7 @@ use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tower_http::compression::CompressionLayer;
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::csrf::{CsrfLayer, ProtectionError};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -85,7 +85,9 @@ pub fn router(state: AppState) -> Router {
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
         // Pages, fragments, assets and JSON compress well; event streams are left
         // alone (the default predicate skips text/event-stream) so they flow at once.
-        .layer(CompressionLayer::new())
+        // The fastest level: a list of 1,000 websites is 1.5 MB of repetitive HTML,
+        // which it shrinks about as well as the default level at a fraction of the time.
+        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

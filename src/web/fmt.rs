@@ -60,13 +60,10 @@ pub fn time(t: DateTime<Utc>, timezone: Tz) -> String {
 pub fn check_summary(check: &Check, timezone: Tz) -> String {
     let at = check.checked_at.with_timezone(&timezone).format("%H:%M:%S");
     match (&check.error, check.status_code) {
-        (_, Some(code)) => format!(
-            "{at} {}: {code} in {} ms",
-            if check.up { "up" } else { "down" },
-            check.response_time_ms
-        ),
+        (_, Some(code)) if check.up => format!("{at} {code}, {} ms", check.response_time_ms),
+        (_, Some(code)) => format!("{at} down {code}, {} ms", check.response_time_ms),
         (Some(error), None) => format!(
-            "{at} down: {} after {} ms",
+            "{at} down {}, {} ms",
             error.kind.as_str(),
             check.response_time_ms
         ),

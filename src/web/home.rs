@@ -168,9 +168,9 @@ pub fn render_row(entry: &Entry, timezone: Tz) -> Markup {
             td.num { (fmt::percent(entry.day.uptime())) }
             td {
                 span.strip role="img" aria-label=(strip_label(entry)) {
+                    // Up bars carry no class: at 1,000 websites every byte counts 30,000 times.
                     @for check in entry.strip.iter().rev() {
-                        i class=(if check.up { "u" } else { "d" })
-                            title=(fmt::check_summary(check, timezone)) {}
+                        i class=[(!check.up).then_some("d")] title=(fmt::check_summary(check, timezone)) {}
                     }
                 }
             }
