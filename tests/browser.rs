@@ -329,6 +329,43 @@ async fn a_user_adds_a_website_and_watches_it_live() {
         json!(true)
     );
 
+    // The filter narrows the list as one types, without leaving the page.
+    browser
+        .find(Locator::Css("#q"))
+        .await
+        .unwrap()
+        .send_keys("no such website")
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "the filtered list",
+        "const p = document.querySelector('#board p.empty'); return p && p.textContent.includes('No website matches');",
+    )
+    .await;
+    assert_eq!(
+        browser.execute(STILL_THE_SAME_PAGE, vec![]).await.unwrap(),
+        json!(true)
+    );
+    let address = browser.current_url().await.unwrap();
+    assert!(
+        address
+            .query_pairs()
+            .any(|(k, v)| k == "q" && v == "no such website"),
+        "the filter is in the address, so it can be shared and reloaded: {address}"
+    );
+    browser.goto(&app.url("/?q=RENAMED")).await.unwrap();
+    wait_for(&browser, "the row found by the filter", &row_status(id)).await;
+
+    // On a phone-sized window the list still reads.
+    browser.set_window_size(390, 844).await.unwrap();
+    std::fs::write(
+        artifacts().join("list-phone.png"),
+        browser.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    browser.set_window_size(1280, 900).await.unwrap();
+
     // The website's page: today's row in the history, the chart, newest checks.
     browser
         .find(Locator::Css(&format!("#w-{id} td.name a")))
@@ -356,6 +393,23 @@ async fn a_user_adds_a_website_and_watches_it_live() {
         .unwrap();
     let class = history_row.attr("class").await.unwrap().unwrap();
     assert_eq!(class, "day red", "some checks were down today");
+    // It updates itself as checks complete.
+    let newest = "const t = document.querySelector('table.checks tbody tr time'); return t && t.getAttribute('datetime');";
+    let first = wait_for(&browser, "the newest check", newest).await;
+    browser
+        .execute("window.notReloaded = true; return true;", vec![])
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "a newer check without a reload",
+        &format!("{} !== {first}", newest.trim_end_matches(';')),
+    )
+    .await;
+    assert_eq!(
+        browser.execute(STILL_THE_SAME_PAGE, vec![]).await.unwrap(),
+        json!(true)
+    );
     std::fs::write(
         artifacts().join("detail.png"),
         browser.screenshot().await.unwrap(),

@@ -139,7 +139,7 @@ pub async fn page(
 pub fn render_totals(totals: &Totals) -> Markup {
     html! {
         p #totals .totals sse-swap="totals" hx-swap="outerHTML" aria-live="polite" {
-            span { strong { (totals.all()) } " websites" } " "
+            span { strong { (totals.all()) } @if totals.all() == 1 { " website" } @else { " websites" } } " "
             span.status.up { (fmt::mark(Status::Up)) " " strong { (totals.up) } " up" } " "
             span.status.down { (fmt::mark(Status::Down)) " " strong { (totals.down) } " down" } " "
             span.status.pending { (fmt::mark(Status::Pending)) " " strong { (totals.pending) } " pending" }
