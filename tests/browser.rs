@@ -65,23 +65,19 @@ impl Driver {
     async fn browser(&self, profile: &std::path::Path) -> Client {
         let chromium =
             std::env::var("SITEPULSE_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let mut args: Vec<String> = common::CHROMIUM_FLAGS
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
+        args.push("--disable-dev-shm-usage".into());
+        args.push("--window-size=1280,900".into());
+        args.push(format!("--user-data-dir={}", profile.display()));
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
             json!({
                 "binary": chromium,
-                "args": [
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                    "--disable-dev-shm-usage",
-                    "--window-size=1280,900",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
+                "args": args,
             }),
         );
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -115,13 +111,34 @@ async fn wait_for(browser: &Client, what: &str, script: &str) -> Value {
     }
 }
 
+async fn click(browser: &Client, locator: Locator<'_>) {
+    browser.find(locator).await.unwrap().click().await.unwrap();
+}
+
+async fn type_into(browser: &Client, css: &str, text: &str) {
+    let field = browser.find(Locator::Css(css)).await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
 /// The status the list shows for a website, from its row.
 fn row_status(id: i64) -> String {
     format!("const row = document.getElementById('w-{id}'); return row && row.dataset.status;")
 }
 
-/// True while the page is the same one that was marked: no reload happened.
-const STILL_THE_SAME_PAGE: &str = "return window.notReloaded === true;";
+/// Marks the page, so that a reload (which would lose the mark) shows.
+async fn mark_page(browser: &Client) {
+    let script = "window.notReloaded = true; return true;";
+    browser.execute(script, vec![]).await.unwrap();
+}
+
+/// The page is still the one that was marked: what changed came without a reload.
+async fn assert_not_reloaded(browser: &Client) {
+    let marked = browser
+        .execute("return window.notReloaded === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(marked, json!(true), "the page was reloaded");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_adds_a_website_and_watches_it_live() {
@@ -140,34 +157,10 @@ async fn a_user_adds_a_website_and_watches_it_live() {
     browser.goto(&app.url("/")).await.unwrap();
     let url = browser.current_url().await.unwrap();
     assert_eq!(url.path(), "/", "public read shows the list first");
-    browser
-        .find(Locator::LinkText("Sign in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("input[name=username]"))
-        .await
-        .unwrap()
-        .send_keys(ADMIN)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys(ADMIN_PASSWORD)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::LinkText("Sign in")).await;
+    type_into(&browser, "input[name=username]", ADMIN).await;
+    type_into(&browser, "input[name=password]", ADMIN_PASSWORD).await;
+    click(&browser, Locator::Css("form button[type=submit]")).await;
     wait_for(
         &browser,
         "the signed-in header",
@@ -176,45 +169,15 @@ async fn a_user_adds_a_website_and_watches_it_live() {
     .await;
 
     // Add a website through the form, with a one-second interval.
-    browser
-        .find(Locator::LinkText("Add website"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::LinkText("Add website")).await;
     let form = browser
         .form(Locator::Css("form.website-form"))
         .await
         .unwrap();
-    browser
-        .find(Locator::Css("#f-name"))
-        .await
-        .unwrap()
-        .send_keys("Local shop")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("#f-url"))
-        .await
-        .unwrap()
-        .send_keys(&target.url("/switch"))
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("details summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("#f-interval"))
-        .await
-        .unwrap()
-        .send_keys("1s")
-        .await
-        .unwrap();
+    type_into(&browser, "#f-name", "Local shop").await;
+    type_into(&browser, "#f-url", &target.url("/switch")).await;
+    click(&browser, Locator::Css("details summary")).await;
+    type_into(&browser, "#f-interval", "1s").await;
     form.submit().await.unwrap();
     let id: i64 = wait_for(
         &browser,
@@ -226,18 +189,9 @@ async fn a_user_adds_a_website_and_watches_it_live() {
     .unwrap();
 
     // The list: the website is down (503); it goes UP without a reload.
-    browser
-        .find(Locator::LinkText("← All websites"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::LinkText("← All websites")).await;
     wait_for(&browser, "the row", &row_status(id)).await;
-    browser
-        .execute("window.notReloaded = true; return true;", vec![])
-        .await
-        .unwrap();
+    mark_page(&browser).await;
     wait_for(
         &browser,
         "the live connection",
@@ -251,10 +205,7 @@ async fn a_user_adds_a_website_and_watches_it_live() {
         &format!("{} === 'up'", row_status(id).trim_end_matches(';')),
     )
     .await;
-    assert_eq!(
-        browser.execute(STILL_THE_SAME_PAGE, vec![]).await.unwrap(),
-        json!(true)
-    );
+    assert_not_reloaded(&browser).await;
     let badge = browser
         .find(Locator::Css(&format!("#w-{id} .badge")))
         .await
@@ -283,10 +234,7 @@ async fn a_user_adds_a_website_and_watches_it_live() {
         &format!("{} === 'down'", row_status(id).trim_end_matches(';')),
     )
     .await;
-    assert_eq!(
-        browser.execute(STILL_THE_SAME_PAGE, vec![]).await.unwrap(),
-        json!(true)
-    );
+    assert_not_reloaded(&browser).await;
 
     // The service restarts; meanwhile the website is renamed. The page
     // reconnects by itself and catches up.
@@ -324,29 +272,17 @@ async fn a_user_adds_a_website_and_watches_it_live() {
         ),
     )
     .await;
-    assert_eq!(
-        browser.execute(STILL_THE_SAME_PAGE, vec![]).await.unwrap(),
-        json!(true)
-    );
+    assert_not_reloaded(&browser).await;
 
     // The filter narrows the list as one types, without leaving the page.
-    browser
-        .find(Locator::Css("#q"))
-        .await
-        .unwrap()
-        .send_keys("no such website")
-        .await
-        .unwrap();
+    type_into(&browser, "#q", "no such website").await;
     wait_for(
         &browser,
         "the filtered list",
         "const p = document.querySelector('#board p.empty'); return p && p.textContent.includes('No website matches');",
     )
     .await;
-    assert_eq!(
-        browser.execute(STILL_THE_SAME_PAGE, vec![]).await.unwrap(),
-        json!(true)
-    );
+    assert_not_reloaded(&browser).await;
     let address = browser.current_url().await.unwrap();
     assert!(
         address
@@ -367,13 +303,7 @@ async fn a_user_adds_a_website_and_watches_it_live() {
     browser.set_window_size(1280, 900).await.unwrap();
 
     // The website's page: today's row in the history, the chart, newest checks.
-    browser
-        .find(Locator::Css(&format!("#w-{id} td.name a")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::Css(&format!("#w-{id} td.name a"))).await;
     let today = chrono::Utc::now().date_naive().to_string();
     wait_for(
         &browser,
@@ -396,20 +326,14 @@ async fn a_user_adds_a_website_and_watches_it_live() {
     // It updates itself as checks complete.
     let newest = "const t = document.querySelector('table.checks tbody tr time'); return t && t.getAttribute('datetime');";
     let first = wait_for(&browser, "the newest check", newest).await;
-    browser
-        .execute("window.notReloaded = true; return true;", vec![])
-        .await
-        .unwrap();
+    mark_page(&browser).await;
     wait_for(
         &browser,
         "a newer check without a reload",
         &format!("{} !== {first}", newest.trim_end_matches(';')),
     )
     .await;
-    assert_eq!(
-        browser.execute(STILL_THE_SAME_PAGE, vec![]).await.unwrap(),
-        json!(true)
-    );
+    assert_not_reloaded(&browser).await;
     std::fs::write(
         artifacts().join("detail.png"),
         browser.screenshot().await.unwrap(),
@@ -417,20 +341,8 @@ async fn a_user_adds_a_website_and_watches_it_live() {
     .unwrap();
 
     // Delete it, confirming on the way.
-    browser
-        .find(Locator::Css(".actions a.danger"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("main form button.danger"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::Css(".actions a.danger")).await;
+    click(&browser, Locator::Css("main form button.danger")).await;
     wait_for(
         &browser,
         "the empty list",

@@ -594,14 +594,8 @@ async fn the_playground_renders_in_a_real_browser() {
     let browser = std::env::var("SITEPULSE_TEST_CHROMIUM").unwrap_or_else(|_| "chromium".into());
     let profile = tempfile::tempdir().unwrap();
     let output = tokio::process::Command::new(&browser)
+        .args(common::CHROMIUM_FLAGS)
         .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
             "--virtual-time-budget=10000",
             "--enable-logging=stderr",
             "--log-level=0",

@@ -301,6 +301,18 @@ fn tally(checks: Option<i64>, up: Option<i64>, sum: Option<i64>, responses: Opti
     }
 }
 
+/// `(website, checks, up, response sum, responses)` rows as read from the database.
+fn tallies(rows: Vec<(WebsiteId, i64, i64, i64, i64)>) -> Vec<(WebsiteId, Tally)> {
+    rows.into_iter()
+        .map(|(id, checks, up, sum, responses)| {
+            (
+                id,
+                tally(Some(checks), Some(up), Some(sum), Some(responses)),
+            )
+        })
+        .collect()
+}
+
 /// Bucket number and counts as read from the database, turned into a series.
 fn series(
     since: DateTime<Utc>,

@@ -413,15 +413,7 @@ impl Store for PostgresStore {
         .bind(hour)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, checks, up, sum, responses)| {
-                (
-                    id,
-                    super::tally(Some(checks), Some(up), Some(sum), Some(responses)),
-                )
-            })
-            .collect())
+        Ok(super::tallies(rows))
     }
 
     async fn latest_checks(&self, per_website: u32) -> Result<Vec<Check>> {

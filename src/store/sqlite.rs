@@ -397,15 +397,7 @@ impl Store for SqliteStore {
         .bind(super::hour_start(since))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, checks, up, sum, responses)| {
-                (
-                    id,
-                    super::tally(Some(checks), Some(up), Some(sum), Some(responses)),
-                )
-            })
-            .collect())
+        Ok(super::tallies(rows))
     }
 
     async fn latest_checks(&self, per_website: u32) -> Result<Vec<Check>> {

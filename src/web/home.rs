@@ -2,7 +2,7 @@
 //! the newest checks. Rows come pre-rendered from the live [`Board`](super::live::Board).
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{OriginalUri, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chrono_tz::Tz;
@@ -10,8 +10,7 @@ use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 
 use super::live::{Entry, Totals};
-use super::{PageError, fmt, is_htmx, layout, require_read};
-use crate::auth::Caller;
+use super::{PageError, Reader, fmt, is_htmx, layout};
 use crate::domain::Status;
 use crate::http::AppState;
 
@@ -52,12 +51,10 @@ impl Filter {
 
 pub async fn page(
     State(state): State<AppState>,
-    caller: Caller,
-    OriginalUri(uri): OriginalUri,
+    Reader(caller): Reader,
     filter: Result<Query<Filter>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    require_read(&caller, &uri)?;
     let Query(filter) = filter.unwrap_or_default();
     let snapshot = state.board.snapshot().await.map_err(PageError::internal)?;
     let wanted_status = filter.status();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::{OriginalUri, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -24,8 +24,7 @@ use serde::Deserialize;
 use tokio::sync::{Mutex, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use super::{PageError, home, require_read};
-use crate::auth::Caller;
+use super::{PageError, Reader, home};
 use crate::domain::{Check, Status, Tally, Website, WebsiteId};
 use crate::events::{ChangeKind, Event};
 use crate::http::AppState;
@@ -396,12 +395,10 @@ pub struct LiveQuery {
 /// or, with `?website=ID`, for one website's page (`check`).
 pub async fn stream(
     State(state): State<AppState>,
-    caller: Caller,
-    OriginalUri(uri): OriginalUri,
+    _reader: Reader,
     Query(query): Query<LiveQuery>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    require_read(&caller, &uri)?;
     let board = state.board.clone();
     // Listen first, then compare: nothing can fall between the two.
     let updates = board.subscribe();

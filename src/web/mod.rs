@@ -15,6 +15,8 @@ mod users;
 mod website;
 
 use axum::Router;
+use axum::extract::{FromRequestParts, OriginalUri};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -139,4 +141,44 @@ pub fn require_read(caller: &Caller, uri: &Uri) -> Result<(), PageError> {
     caller
         .require_read()
         .map_err(|e| PageError::from_auth(e, uri))
+}
+
+/// Who is calling, and the address they asked for (to come back to after signing in).
+async fn page_caller(parts: &mut Parts, state: &AppState) -> Result<(Caller, Uri), PageError> {
+    let uri = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
+    let caller = Caller::from_request_parts(parts, state)
+        .await
+        .map_err(|e| PageError::from_auth(e, &uri))?;
+    Ok((caller, uri))
+}
+
+/// A caller who may read pages; anyone else is sent to sign in.
+pub struct Reader(pub Caller);
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let (caller, uri) = page_caller(parts, state).await?;
+        require_read(&caller, &uri)?;
+        Ok(Reader(caller))
+    }
+}
+
+/// A signed-in admin: the only one who changes websites and users.
+pub struct Admin(pub Caller);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let (caller, uri) = page_caller(parts, state).await?;
+        caller
+            .require_admin()
+            .map_err(|e| PageError::from_auth(e, &uri))?;
+        Ok(Admin(caller))
+    }
 }

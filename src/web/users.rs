@@ -2,21 +2,21 @@
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{OriginalUri, Path, State};
-use axum::http::{StatusCode, Uri};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::{PageError, fmt, layout};
+use super::{Admin, PageError, fmt, layout};
 use crate::auth::model::{Role, UserId};
 use crate::auth::{AccountError, Caller, Identity};
 use crate::http::AppState;
 
-fn admin<'a>(caller: &'a Caller, uri: &Uri) -> Result<&'a Identity, PageError> {
+fn identity(caller: &Caller) -> Result<&Identity, PageError> {
     caller
         .require_admin()
-        .map_err(|e| PageError::from_auth(e, uri))
+        .map_err(|e| PageError::Status(e.status(), e.to_string()))
 }
 
 /// The outcome of a form, shown at the top of the page.
@@ -146,10 +146,9 @@ fn capitalise(text: &str) -> String {
 /// `GET /users`.
 pub async fn page(
     State(state): State<AppState>,
-    caller: Caller,
-    OriginalUri(uri): OriginalUri,
+    Admin(caller): Admin,
 ) -> Result<Response, PageError> {
-    let identity = admin(&caller, &uri)?;
+    let identity = identity(&caller)?;
     render(
         &state,
         identity,
@@ -163,11 +162,10 @@ pub async fn page(
 /// `POST /users`.
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
-    OriginalUri(uri): OriginalUri,
+    Admin(caller): Admin,
     form: Result<Form<NewUserForm>, FormRejection>,
 ) -> Result<Response, PageError> {
-    let identity = admin(&caller, &uri)?;
+    let identity = identity(&caller)?;
     let Ok(Form(form)) = form else {
         let notice = Notice::Failed("The form could not be read.".into());
         return render(
@@ -220,12 +218,11 @@ fn user_id(raw: &str) -> Option<UserId> {
 /// `POST /users/{id}/role`.
 pub async fn set_role(
     State(state): State<AppState>,
-    caller: Caller,
-    OriginalUri(uri): OriginalUri,
+    Admin(caller): Admin,
     Path(id): Path<String>,
     form: Result<Form<RoleForm>, FormRejection>,
 ) -> Result<Response, PageError> {
-    let identity = admin(&caller, &uri)?;
+    let identity = identity(&caller)?;
     let typed = NewUserForm::default();
     let (Some(id), Some(role)) = (
         user_id(&id),
@@ -253,11 +250,10 @@ pub async fn set_role(
 /// `POST /users/{id}/delete`: removes the user with their sessions and API tokens.
 pub async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
-    OriginalUri(uri): OriginalUri,
+    Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let identity = admin(&caller, &uri)?;
+    let identity = identity(&caller)?;
     let typed = NewUserForm::default();
     let Some(id) = user_id(&id) else {
         let notice = Notice::Failed("There is no such user.".into());

@@ -6,15 +6,14 @@ use std::time::Duration;
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{PageError, chart, fmt, is_htmx, layout, require_read};
-use crate::auth::Caller;
+use super::{Admin, PageError, Reader, chart, fmt, is_htmx, layout};
 use crate::domain::{Colour, NewWebsite, ValidationError, Website, WebsiteId, WebsitePatch};
 use crate::http::AppState;
 use crate::websites::WebsiteError;
@@ -23,13 +22,6 @@ use crate::websites::WebsiteError;
 const RECENT_CHECKS: u32 = 20;
 /// Days of history in the table.
 const HISTORY_DAYS: u32 = 30;
-
-fn admin(caller: &Caller, uri: &Uri) -> Result<(), PageError> {
-    caller
-        .require_admin()
-        .map(|_| ())
-        .map_err(|e| PageError::from_auth(e, uri))
-}
 
 fn parse_id(raw: &str) -> Result<WebsiteId, PageError> {
     raw.parse::<WebsiteId>()
@@ -182,8 +174,7 @@ fn website_form(action: &str, submit: &str, form: &WebsiteForm, errors: &FieldEr
 }
 
 /// `GET /websites/new`.
-pub async fn new_page(caller: Caller, OriginalUri(uri): OriginalUri) -> Result<Markup, PageError> {
-    admin(&caller, &uri)?;
+pub async fn new_page(Admin(caller): Admin) -> Result<Markup, PageError> {
     let body = html! {
         h1 { "Add a website" }
         (website_form("/websites/new", "Add website", &WebsiteForm::default(), &FieldErrors::default()))
@@ -195,11 +186,9 @@ pub async fn new_page(caller: Caller, OriginalUri(uri): OriginalUri) -> Result<M
 /// form again with what was typed and what is wrong.
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
-    OriginalUri(uri): OriginalUri,
+    Admin(caller): Admin,
     form: Result<Form<WebsiteForm>, FormRejection>,
 ) -> Result<Response, PageError> {
-    admin(&caller, &uri)?;
     let Form(form) = form.map_err(form_error)?;
     let mut errors = FieldErrors::default();
     let (interval, timeout) = form.check(&mut errors);
@@ -232,11 +221,9 @@ pub async fn create(
 /// `GET /websites/{id}/edit`.
 pub async fn edit_page(
     State(state): State<AppState>,
-    caller: Caller,
-    OriginalUri(uri): OriginalUri,
+    Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Result<Markup, PageError> {
-    admin(&caller, &uri)?;
     let id = parse_id(&id)?;
     let website = load(&state, id).await?;
     let body = html! {
@@ -250,12 +237,10 @@ pub async fn edit_page(
 /// `POST /websites/{id}/edit`.
 pub async fn update(
     State(state): State<AppState>,
-    caller: Caller,
-    OriginalUri(uri): OriginalUri,
+    Admin(caller): Admin,
     Path(id): Path<String>,
     form: Result<Form<WebsiteForm>, FormRejection>,
 ) -> Result<Response, PageError> {
-    admin(&caller, &uri)?;
     let id = parse_id(&id)?;
     let Form(form) = form.map_err(form_error)?;
     let mut errors = FieldErrors::default();
@@ -302,33 +287,27 @@ async fn set_paused(state: &AppState, id: &str, paused: bool) -> Result<Response
 /// `POST /websites/{id}/pause`.
 pub async fn pause(
     State(state): State<AppState>,
-    caller: Caller,
-    OriginalUri(uri): OriginalUri,
+    _admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    admin(&caller, &uri)?;
     set_paused(&state, &id, true).await
 }
 
 /// `POST /websites/{id}/resume`.
 pub async fn resume(
     State(state): State<AppState>,
-    caller: Caller,
-    OriginalUri(uri): OriginalUri,
+    _admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    admin(&caller, &uri)?;
     set_paused(&state, &id, false).await
 }
 
 /// `POST /websites/{id}/check`: checks at once; the result shows on the page.
 pub async fn check_now(
     State(state): State<AppState>,
-    caller: Caller,
-    OriginalUri(uri): OriginalUri,
+    _admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    admin(&caller, &uri)?;
     let id = parse_id(&id)?;
     state
         .websites
@@ -341,11 +320,9 @@ pub async fn check_now(
 /// `GET /websites/{id}/delete`: asks first.
 pub async fn confirm_delete(
     State(state): State<AppState>,
-    caller: Caller,
-    OriginalUri(uri): OriginalUri,
+    Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Result<Markup, PageError> {
-    admin(&caller, &uri)?;
     let id = parse_id(&id)?;
     let website = load(&state, id).await?;
     let body = html! {
@@ -363,11 +340,9 @@ pub async fn confirm_delete(
 /// `POST /websites/{id}/delete`.
 pub async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
-    OriginalUri(uri): OriginalUri,
+    _admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    admin(&caller, &uri)?;
     let id = parse_id(&id)?;
     state.websites.delete(id).await.map_err(website_error)?;
     Ok(Redirect::to("/").into_response())
@@ -385,12 +360,10 @@ async fn load(state: &AppState, id: WebsiteId) -> Result<Website, PageError> {
 /// `GET /websites/{id}`: the page, or with `HX-Request` only its live section.
 pub async fn page(
     State(state): State<AppState>,
-    caller: Caller,
-    OriginalUri(uri): OriginalUri,
+    Reader(caller): Reader,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    require_read(&caller, &uri)?;
     let id = parse_id(&id)?;
     let version = state.board.version();
     let (website, uptime, history, recent, series) = tokio::try_join!(

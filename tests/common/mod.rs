@@ -104,6 +104,18 @@ pub async fn wait_healthy(base: &str) {
     .await;
 }
 
+/// How the tests start headless Chromium: no sandbox (they run as root in CI), no
+/// network of its own, nothing from a previous run.
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+];
+
 /// Polls `f` every 50 ms until it returns `Some`, for at most `secs` seconds.
 pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
 where
