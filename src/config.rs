@@ -215,6 +215,33 @@ pub struct Config {
     /// How long shutdown waits for checks in flight before abandoning them.
     #[arg(long, env = "SITEPULSE_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration, global = true)]
     pub shutdown_grace: Duration,
+
+    /// This replica's name in leader election, logs and page footers (in Kubernetes
+    /// the pod name from the downward API); the host name when not given.
+    #[arg(long, env = "POD_NAME", global = true)]
+    pub pod_name: Option<String>,
+
+    /// Namespace of the Lease used by `--leader-election kube`.
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "site-pulse-360",
+        global = true
+    )]
+    pub pod_namespace: String,
+
+    /// How long a leader's Lease (kube) holds without renewal.
+    #[arg(long, env = "SITEPULSE_LEASE_DURATION", default_value = "45s", value_parser = parse_duration, global = true)]
+    pub lease_duration: Duration,
+
+    /// A leader that has not renewed for this long stops checking (kube); for
+    /// postgres, how long the lock connection may take to answer.
+    #[arg(long, env = "SITEPULSE_LEASE_RENEW_DEADLINE", default_value = "40s", value_parser = parse_duration, global = true)]
+    pub lease_renew_deadline: Duration,
+
+    /// How often leadership is tried and renewed.
+    #[arg(long, env = "SITEPULSE_LEASE_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration, global = true)]
+    pub lease_retry_period: Duration,
 }
 
 impl Config {
@@ -246,8 +273,32 @@ impl Config {
         TrustedProxies::new(self.trusted_proxies.clone())
     }
 
+    /// This replica's name: `--pod-name`, else the host name.
+    pub fn replica_name(&self) -> String {
+        if let Some(name) = self.pod_name.as_deref().map(str::trim)
+            && !name.is_empty()
+        {
+            return name.to_owned();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "sitepulse".to_owned())
+    }
+
     /// Rules between fields that clap cannot express.
     pub fn validate(&self) -> Result<(), String> {
+        if self.lease_retry_period.is_zero()
+            || self.lease_retry_period >= self.lease_renew_deadline
+            || self.lease_renew_deadline >= self.lease_duration
+        {
+            return Err(
+                "lease timings must satisfy 0 < --lease-retry-period < --lease-renew-deadline < --lease-duration"
+                    .into(),
+            );
+        }
         if self.check_interval < MIN_INTERVAL {
             return Err("--check-interval must be at least 1s".into());
         }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 /// Longest website name, in characters, after trimming.
@@ -250,7 +250,7 @@ fn check_timing(interval: Duration, timeout: Duration) -> Result<(), ValidationE
 }
 
 /// The current state of a website as the list shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     Up,
@@ -280,7 +280,7 @@ impl fmt::Display for Status {
 }
 
 /// A registered website with its current state.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Website {
     pub id: WebsiteId,
     pub name: String,
@@ -302,7 +302,7 @@ impl Website {
 }
 
 /// Why a check failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ErrorKind {
     Dns,
@@ -342,14 +342,14 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckError {
     pub kind: ErrorKind,
     pub message: String,
 }
 
 /// One check of one website in one slot.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Check {
     pub website_id: WebsiteId,
     /// The scheduled time this check belongs to; at most one check per website and slot.

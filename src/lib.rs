@@ -13,6 +13,7 @@ pub mod domain;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod leader;
 pub mod store;
 pub mod web;
 pub mod websites;
@@ -30,7 +31,8 @@ use crate::checker::{CheckerConfig, Probe, Retention, Scheduler, WriterConfig, W
 use crate::config::{Config, LeaderElection, LogFormat};
 use crate::events::EventBus;
 use crate::http::AppState;
-use crate::store::{DynStore, StoreOptions};
+use crate::leader::ElectionMode;
+use crate::store::{DatabaseUrl, DynStore, StoreOptions};
 use crate::websites::Websites;
 
 /// kube, sqlx and reqwest each default to a different rustls crypto provider;
@@ -91,12 +93,8 @@ pub struct Server {
 impl Server {
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         config.validate().map_err(anyhow::Error::msg)?;
-        match config.leader_election {
-            LeaderElection::Auto | LeaderElection::None => {}
-            other => bail!(
-                "--leader-election {other:?} is not available in this version; use none or auto"
-            ),
-        }
+        let database = config.database();
+        let mode = election_mode(config.leader_election, &database)?;
         let store = open_store(&config).await?;
         let accounts = Accounts::new(store.clone(), config.auth());
         create_first_admin(&accounts, &config).await?;
@@ -104,8 +102,34 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let replica = config.replica_name();
+        let shutdown = CancellationToken::new();
 
-        let events = EventBus::default();
+        let timings = leader::Timings {
+            lease_duration: config.lease_duration,
+            renew_deadline: config.lease_renew_deadline,
+            retry_period: config.lease_retry_period,
+        };
+        let (leadership, elector) = match (mode, &database) {
+            (ElectionMode::Postgres, DatabaseUrl::Postgres(url)) => {
+                leader::postgres(url, &replica, timings)?
+            }
+            _ => leader::standalone(&replica),
+        };
+        let mut events = EventBus::default();
+        let mut relay = None;
+        if let DatabaseUrl::Postgres(url) = &database {
+            let (outbox, queue) = events::relay::outbox();
+            events = events.with_outbox(outbox);
+            relay = Some(events::relay::spawn(
+                url,
+                &replica,
+                events.clone(),
+                queue,
+                leadership.clone(),
+                shutdown.clone(),
+            )?);
+        }
         let (writer, writer_task) =
             checker::spawn_writer(store.clone(), events.clone(), WriterConfig::default());
         let websites = Websites::new(
@@ -115,7 +139,6 @@ impl Server {
             config.timezone,
         );
         let probe = Probe::new()?;
-        let shutdown = CancellationToken::new();
         let board = web::live::Board::new(store.clone(), config.timezone, shutdown.clone());
         // Listening starts here, before anything can be published.
         tokio::spawn(board.clone().run(events.subscribe()));
@@ -125,6 +148,7 @@ impl Server {
             accounts: accounts.clone(),
             events: events.clone(),
             probe: probe.clone(),
+            leadership: leadership.clone(),
         });
         let state = AppState {
             store: store.clone(),
@@ -137,30 +161,38 @@ impl Server {
             graphql_cache: Default::default(),
             board,
             probe: probe.clone(),
+            leadership: leadership.clone(),
+            shutdown: shutdown.clone(),
         };
-        let scheduler = Scheduler::new(
-            store.clone(),
+        let duty = Duty {
+            store: store.clone(),
             probe,
-            writer.clone(),
-            events.clone(),
-            CheckerConfig {
+            writer: writer.clone(),
+            events: events.clone(),
+            checker: CheckerConfig {
                 concurrency: config.check_concurrency,
                 shutdown_grace: config.shutdown_grace,
                 ..CheckerConfig::default()
             },
-        );
-        let retention = Retention {
-            checks: config.retention,
-            aggregates: config.aggregate_retention,
-            ..Retention::default()
+            retention: Retention {
+                checks: config.retention,
+                aggregates: config.aggregate_retention,
+                ..Retention::default()
+            },
         };
-        tracing::info!(%addr, database = %config.database().redacted(), "Site Pulse 360 serving");
+        tracing::info!(
+            %addr,
+            database = %database.redacted(),
+            %replica,
+            election = %mode,
+            "Site Pulse 360 serving"
+        );
         let task = tokio::spawn(run(
             listener,
             state.clone(),
-            scheduler,
-            retention,
+            duty,
             (writer, writer_task),
+            (elector, relay),
             shutdown.clone(),
         ));
         Ok(Self {
@@ -195,18 +227,103 @@ impl Server {
     }
 }
 
+/// Which election `--leader-election` asks for on this database.
+fn election_mode(asked: LeaderElection, database: &DatabaseUrl) -> anyhow::Result<ElectionMode> {
+    let postgres = matches!(database, DatabaseUrl::Postgres(_));
+    Ok(match asked {
+        LeaderElection::None => ElectionMode::None,
+        LeaderElection::Postgres if postgres => ElectionMode::Postgres,
+        LeaderElection::Postgres => {
+            bail!(
+                "--leader-election postgres needs a PostgreSQL database (DATABASE_URL=postgres://…)"
+            )
+        }
+        LeaderElection::Kube => bail!(
+            "--leader-election kube is not available in this version; use postgres (several replicas on PostgreSQL) or none"
+        ),
+        LeaderElection::Auto if postgres => {
+            if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+                tracing::info!(
+                    "in Kubernetes, electing through PostgreSQL (Lease election is not available in this version)"
+                );
+            }
+            ElectionMode::Postgres
+        }
+        LeaderElection::Auto => ElectionMode::None,
+    })
+}
+
+/// What only the leader runs: the scheduler and retention pruning.
+struct Duty {
+    store: DynStore,
+    probe: Probe,
+    writer: WriterHandle,
+    events: EventBus,
+    checker: CheckerConfig,
+    retention: Retention,
+}
+
+impl Duty {
+    /// Runs the checker and retention while this replica leads, until shutdown.
+    async fn run(self, leadership: leader::Leadership, shutdown: CancellationToken) {
+        let mut state = leadership.watch();
+        loop {
+            // Wait to lead.
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                led = state.wait_for(|s| s.leading) => if led.is_err() { return },
+            }
+            let stop = shutdown.child_token();
+            let scheduler = Scheduler::new(
+                self.store.clone(),
+                self.probe.clone(),
+                self.writer.clone(),
+                self.events.clone(),
+                self.checker,
+            );
+            let scheduler = tokio::spawn(scheduler.run(stop.clone()));
+            let retention = tokio::spawn(checker::run_retention(
+                self.store.clone(),
+                self.retention,
+                stop.clone(),
+            ));
+            tracing::info!("checking websites");
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                _ = state.wait_for(|s| !s.leading) => {
+                    tracing::warn!("not leading any more: checking stops");
+                }
+            }
+            stop.cancel();
+            let _ = scheduler.await;
+            let _ = retention.await;
+        }
+    }
+}
+
 async fn run(
     listener: TcpListener,
     state: AppState,
-    scheduler: Scheduler,
-    retention: Retention,
+    duty: Duty,
     (writer, writer_task): (WriterHandle, JoinHandle<()>),
+    (elector, relay): (leader::Elector, Option<JoinHandle<()>>),
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let store = state.store.clone();
-    let scheduler_task = tokio::spawn(scheduler.run(shutdown.clone()));
-    let retention_task = tokio::spawn(checker::run_retention(store, retention, shutdown.clone()));
+    let duty_task = tokio::spawn(duty.run(state.leadership.clone(), shutdown.clone()));
     let housekeeping_task = tokio::spawn(housekeeping(state.accounts.clone(), shutdown.clone()));
+    // Stepping down does not wait for HTTP connections to drain: checking stops,
+    // the results it left are written, and only then is leadership handed over, so
+    // the next leader starts from what is stored.
+    let step_down = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            let _ = duty_task.await;
+            drop(writer);
+            let _ = writer_task.await;
+            elector.release().await;
+        }
+    });
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
@@ -214,11 +331,11 @@ async fn run(
         .context("HTTP server failed");
     // Whatever ended the server, stop everything else too.
     shutdown.cancel();
-    let _ = scheduler_task.await;
-    let _ = retention_task.await;
+    let _ = step_down.await;
     let _ = housekeeping_task.await;
-    drop(writer);
-    let _ = writer_task.await;
+    if let Some(relay) = relay {
+        let _ = relay.await;
+    }
     tracing::info!("stopped");
     served
 }

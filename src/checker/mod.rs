@@ -149,6 +149,7 @@ impl Scheduler {
                             }
                         }
                     }
+                    Ok(Event::Resync) => next_resync = Instant::now(),
                     Ok(_) => {}
                     Err(RecvError::Lagged(missed)) => {
                         tracing::debug!(missed, "scheduler missed website changes; re-reading the list");
@@ -269,10 +270,10 @@ impl Scheduler {
             return;
         }
         let now = Utc::now();
-        let due = if first_check_now && website.last_check.is_none() {
-            probe::now_millis()
-        } else {
-            schedule::slot_at_or_after(website.id, website.interval, now)
+        let due = match &website.last_check {
+            None if first_check_now => probe::now_millis(),
+            None => schedule::slot_at_or_after(website.id, website.interval, now),
+            Some(last) => schedule::resume_after(website.id, website.interval, last.slot, now),
         };
         self.generation += 1;
         self.entries.insert(

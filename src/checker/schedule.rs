@@ -55,6 +55,29 @@ pub fn next_slot(
     slot_at_or_after(id, interval, after)
 }
 
+/// How far back a schedule taken over from elsewhere (a new leader, a restart)
+/// still picks up a missed slot.
+pub const RESUME_WITHIN: Duration = Duration::from_secs(5);
+
+/// Where a website's schedule continues after its last stored check at `last`: the
+/// next slot on the grid, even if it just passed (a leader handing over takes a
+/// moment), unless that is more than [`RESUME_WITHIN`] ago; then the first slot not
+/// yet past. Either way at most one late check, never a burst.
+pub fn resume_after(
+    id: WebsiteId,
+    interval: Duration,
+    last: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let next = slot_at_or_after(id, interval, last + chrono::Duration::milliseconds(1));
+    let oldest = now - chrono::Duration::from_std(RESUME_WITHIN).unwrap_or_default();
+    if next >= oldest {
+        next
+    } else {
+        slot_at_or_after(id, interval, now)
+    }
+}
+
 fn millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
@@ -62,6 +85,29 @@ fn millis(ms: i64) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_schedule_resumes_after_the_last_stored_slot_but_never_far_back() {
+        let interval = Duration::from_secs(1);
+        let id = 7;
+        let last = slot_at_or_before(
+            id,
+            interval,
+            DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+        );
+        let s = chrono::Duration::milliseconds;
+        // Taken over 1.4 s later: the slot right after the last stored one, though past.
+        assert_eq!(
+            resume_after(id, interval, last, last + s(1400)),
+            last + s(1000)
+        );
+        // A minute later: no catching up, the next slot from now.
+        let now = last + s(60_400);
+        assert_eq!(
+            resume_after(id, interval, last, now),
+            slot_at_or_after(id, interval, now)
+        );
+    }
 
     #[test]
     fn slots_are_on_the_grid_and_bracket_the_time() {

@@ -37,6 +37,7 @@ pub struct Services {
     pub accounts: Accounts,
     pub events: EventBus,
     pub probe: Probe,
+    pub leadership: crate::leader::Leadership,
 }
 
 pub fn schema(services: Services) -> AppSchema {

@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, ID, InputObject, Object, Result};
 
-use super::types::{Status, User, Website};
+use super::types::{Cluster, Status, User, Website};
 use super::{caller, errors, page_size, parse_id, services};
 use crate::domain;
 
@@ -19,6 +19,18 @@ pub struct QueryRoot;
 
 #[Object]
 impl QueryRoot {
+    /// The replicas serving this API: which one answered, which one runs the checker.
+    async fn cluster(&self, ctx: &Context<'_>) -> Result<Cluster> {
+        caller(ctx).require_read().map_err(errors::auth)?;
+        let leadership = &services(ctx).leadership;
+        Ok(Cluster {
+            this: leadership.identity().to_owned(),
+            leader: leadership.leader(),
+            is_leader: leadership.is_leader(),
+            election_mode: leadership.mode().into(),
+        })
+    }
+
     /// Websites ordered by name. `after` is the id of the last website of the
     /// previous page; `first` (1–1000) the page size.
     async fn websites(

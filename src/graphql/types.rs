@@ -362,3 +362,37 @@ impl From<model::ApiToken> for ApiToken {
         }
     }
 }
+
+/// How the replica that runs the checker is chosen.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum ElectionMode {
+    /// One instance, always the leader.
+    None,
+    /// A PostgreSQL advisory lock.
+    Postgres,
+    /// A Kubernetes Lease.
+    Kube,
+}
+
+impl From<crate::leader::ElectionMode> for ElectionMode {
+    fn from(mode: crate::leader::ElectionMode) -> Self {
+        match mode {
+            crate::leader::ElectionMode::None => ElectionMode::None,
+            crate::leader::ElectionMode::Postgres => ElectionMode::Postgres,
+            crate::leader::ElectionMode::Kube => ElectionMode::Kube,
+        }
+    }
+}
+
+/// The replicas as the one answering sees them.
+#[derive(SimpleObject)]
+pub struct Cluster {
+    /// The replica that answered.
+    #[graphql(name = "self")]
+    pub this: String,
+    /// The replica that runs the checker, when known.
+    pub leader: Option<String>,
+    /// Whether the replica that answered runs the checker.
+    pub is_leader: bool,
+    pub election_mode: ElectionMode,
+}

@@ -344,8 +344,16 @@ async fn serve_socket(
         .on_connection_init(on_init);
     let every = state.ws_keepalive;
     let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let shutdown = state.shutdown.clone();
     loop {
         tokio::select! {
+            () = shutdown.cancelled() => {
+                // Going away (1001): clients reconnect, through a Service to
+                // another replica.
+                let close = CloseFrame { code: 1001, reason: "server shutting down".into() };
+                let _ = sink.send(Message::Close(Some(close))).await;
+                break;
+            }
             message = graphql.next() => {
                 let Some(message) = message else { break };
                 let (message, last) = match message {

@@ -49,6 +49,10 @@ pub struct AppState {
     pub board: crate::web::live::Board,
     /// Runs "check now" requests.
     pub probe: crate::checker::Probe,
+    /// Whether this replica runs the checker, and who does.
+    pub leadership: crate::leader::Leadership,
+    /// Cancelled when the service shuts down: long-lived connections end.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl FromRef<AppState> for Accounts {
@@ -67,9 +71,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(rest::routes())
         .merge(graphql::routes())
-        .merge(crate::web::routes())
+        .merge(crate::web::routes(state.leadership.clone()))
         .fallback(crate::web::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(close_after_unread_body))
@@ -134,4 +139,55 @@ async fn readyz(State(state): State<AppState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// Prometheus text format: whether this replica leads, websites by status, events.
+async fn metrics(State(state): State<AppState>) -> Response {
+    use std::fmt::Write as _;
+    let leadership = &state.leadership;
+    let mut out = String::new();
+    let replica = label(leadership.identity());
+    let _ = writeln!(
+        out,
+        "# HELP sitepulse_leader 1 while this replica runs the checker.\n\
+         # TYPE sitepulse_leader gauge\n\
+         sitepulse_leader{{replica=\"{replica}\",mode=\"{}\"}} {}",
+        leadership.mode(),
+        u8::from(leadership.is_leader())
+    );
+    if let Ok(snapshot) = state.board.snapshot().await {
+        let totals = snapshot.totals;
+        let _ = writeln!(
+            out,
+            "# HELP sitepulse_websites Websites by current status.\n\
+             # TYPE sitepulse_websites gauge\n\
+             sitepulse_websites{{status=\"up\"}} {}\n\
+             sitepulse_websites{{status=\"down\"}} {}\n\
+             sitepulse_websites{{status=\"pending\"}} {}",
+            totals.up, totals.down, totals.pending
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP sitepulse_events_total Events published on this replica (checks, status and website changes).\n\
+         # TYPE sitepulse_events_total counter\n\
+         sitepulse_events_total {}",
+        state.events.version()
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+/// A label value with backslashes, quotes and line breaks escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -6,7 +6,20 @@ use maud::{DOCTYPE, Markup, html};
 use super::assets;
 use crate::auth::model::User;
 
+/// Which replica serves the page and which one runs the checker, for the footer.
+#[derive(Clone)]
+pub struct Replica {
+    pub this: String,
+    pub leader: Option<String>,
+}
+
+tokio::task_local! {
+    /// Set for every page request by the web routes' middleware.
+    pub static REPLICA: Replica;
+}
+
 pub fn page(title: &str, user: Option<&User>, body: Markup) -> Markup {
+    let replica = REPLICA.try_with(Replica::clone).ok();
     let admin = user.is_some_and(User::is_admin);
     html! {
         (DOCTYPE)
@@ -49,6 +62,12 @@ pub fn page(title: &str, user: Option<&User>, body: Markup) -> Markup {
                 main #main { (body) }
                 footer.bottom {
                     "Site Pulse 360 " (env!("CARGO_PKG_VERSION"))
+                    @if let Some(replica) = &replica {
+                        " · served by " span.replica { (replica.this) }
+                        " · checker on " span.leader {
+                            (replica.leader.as_deref().unwrap_or("no replica right now"))
+                        }
+                    }
                 }
             }
         }

@@ -243,6 +243,12 @@ impl Board {
 
     async fn apply(&self, event: Event) {
         let mut guard = self.inner.state.lock().await;
+        if let Event::Resync = event {
+            *guard = None;
+            drop(guard);
+            self.send(Update::Reload(None));
+            return;
+        }
         // Nothing loaded yet: the first reader loads the current state anyway.
         let Some(state) = guard.as_mut() else {
             if let Event::WebsiteChanged(_) = event {
@@ -269,7 +275,7 @@ impl Board {
                 });
             }
             // The check that caused it is announced too, and carries what the row needs.
-            Event::StatusChanged(_) => {}
+            Event::StatusChanged(_) | Event::Resync => {}
             Event::WebsiteChanged(change) => {
                 let website = &change.website;
                 match change.kind {

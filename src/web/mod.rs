@@ -27,7 +27,7 @@ use crate::http::AppState;
 
 pub use login::SESSION_COOKIE;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: crate::leader::Leadership) -> Router<AppState> {
     Router::new()
         .route("/", get(home::page))
         .route("/live", get(live::stream))
@@ -58,6 +58,20 @@ pub fn routes() -> Router<AppState> {
         .route("/account/tokens/{id}/revoke", post(account::revoke_token))
         .route("/assets/{file}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))
+        .layer(axum::middleware::from_fn_with_state(state, with_replica))
+}
+
+/// Makes the replica serving a page, and the leader, known to the page footer.
+async fn with_replica(
+    axum::extract::State(leadership): axum::extract::State<crate::leader::Leadership>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let replica = layout::Replica {
+        this: leadership.identity().to_owned(),
+        leader: leadership.leader(),
+    };
+    layout::REPLICA.scope(replica, next.run(request)).await
 }
 
 /// Whether htmx sent the request, which then gets a fragment instead of a page.

@@ -6,10 +6,13 @@
 //! that falls behind loses the oldest events and is told how many it missed
 //! ([`tokio::sync::broadcast::error::RecvError::Lagged`]) instead of slowing anyone.
 
+pub mod relay;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::broadcast;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
 
 use crate::domain::{Check, Status, Website, WebsiteId};
 
@@ -21,10 +24,13 @@ pub enum Event {
     CheckCompleted(Arc<Check>),
     StatusChanged(Arc<StatusChange>),
     WebsiteChanged(Arc<WebsiteChange>),
+    /// Events from other replicas may have been missed (their channel was
+    /// interrupted): whoever keeps state from events should read it again.
+    Resync,
 }
 
 /// A website went from UP to DOWN or back.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusChange {
     pub website_id: WebsiteId,
     pub previous: Status,
@@ -33,14 +39,14 @@ pub struct StatusChange {
     pub check: Check,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChangeKind {
     Created,
     Updated,
     Deleted,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WebsiteChange {
     pub kind: ChangeKind,
     /// The website after the change; for a deletion, as it was before.
@@ -54,6 +60,8 @@ pub struct EventBus {
     /// Counts published events: a reader that remembers it can tell whether
     /// anything happened since, without listening.
     version: Arc<AtomicU64>,
+    /// Where events that happened here go to reach other replicas, when there are any.
+    outbox: Option<mpsc::Sender<Event>>,
 }
 
 impl Default for EventBus {
@@ -68,11 +76,32 @@ impl EventBus {
         Self {
             sender,
             version: Arc::new(AtomicU64::new(0)),
+            outbox: None,
         }
     }
 
-    /// Never blocks; with nobody listening the event is simply dropped.
+    /// The same bus, also handing every event published here to `outbox` (the relay
+    /// that passes them on to other replicas).
+    pub fn with_outbox(mut self, outbox: mpsc::Sender<Event>) -> Self {
+        self.outbox = Some(outbox);
+        self
+    }
+
+    /// Never blocks; with nobody listening the event is simply dropped. Events are
+    /// also handed to the relay to other replicas; when its queue is full they are
+    /// not, and the other replicas catch up from the database.
     pub fn publish(&self, event: Event) {
+        if let Some(outbox) = &self.outbox
+            && !matches!(event, Event::Resync)
+            && outbox.try_send(event.clone()).is_err()
+        {
+            tracing::debug!("relay queue full; an event stays on this replica");
+        }
+        self.publish_here(event);
+    }
+
+    /// Publishes an event that came from another replica: to listeners here only.
+    pub fn publish_here(&self, event: Event) {
         self.version.fetch_add(1, Ordering::AcqRel);
         let _ = self.sender.send(event);
     }
