@@ -31,6 +31,11 @@ bench:
     cargo bench --bench pages
     bash -c 'ulimit -n 65536 2>/dev/null || true; cargo bench --bench graphql'
 
+# Three replicas on a temporary PostgreSQL: takeover time after kill -9 and SIGTERM
+# of the leader, and the slots missed around each.
+cluster-demo:
+    cargo bench --bench cluster
+
 # A release build of the binary.
 build:
     cargo build --release

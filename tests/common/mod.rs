@@ -25,6 +25,7 @@ macro_rules! both_databases {
 }
 
 pub mod app;
+pub mod cluster;
 pub mod pg;
 pub mod service;
 pub mod targets;
