@@ -46,9 +46,9 @@ async fn main() {
     let killed = Utc::now();
     let (second, takeover) = wait_for_leader(&replicas, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let gaps = gaps(&store, &ids, killed).await;
+    let gaps_kill = gaps(&store, &ids, killed).await;
     println!(
-        "kill -9 of {}: {} leads after {:.2}s; slots missed per website {gaps}; goal within the lease (45 s): {}",
+        "kill -9 of {}: {} leads after {:.2}s; slots missed per website {gaps_kill}; goal within the lease (45 s): {}",
         replicas[leader].name,
         replicas[second].name,
         takeover.as_secs_f64(),
