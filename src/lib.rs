@@ -114,6 +114,18 @@ impl Server {
             (ElectionMode::Postgres, DatabaseUrl::Postgres(url)) => {
                 leader::postgres(url, &replica, timings)?
             }
+            (ElectionMode::Kube, _) => {
+                let client = leader::kube::client()
+                    .await
+                    .context("cannot reach the Kubernetes API for leader election")?;
+                leader::kube::elect(
+                    client,
+                    &config.pod_namespace,
+                    leader::kube::LEASE_NAME,
+                    &replica,
+                    timings,
+                )
+            }
             _ => leader::standalone(&replica),
         };
         let mut events = EventBus::default();

@@ -6,11 +6,13 @@
 //! - `postgres`: a session advisory lock held on a connection of its own: the lock
 //!   goes when that connection goes, so a replica that dies or loses the database
 //!   stops leading at once, and another takes the lock;
-//! - `kube`: a `coordination.k8s.io/v1` Lease (not in this version).
+//! - `kube`: a `coordination.k8s.io/v1` Lease (see [`kube`]).
 //!
 //! A leader that is asked to stop releases the lock (or Lease) and says so on the
 //! `sitepulse_leader` channel, so that the others take over at once instead of at
 //! their next try.
+
+pub mod kube;
 
 use std::fmt;
 use std::str::FromStr;
