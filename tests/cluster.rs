@@ -55,6 +55,69 @@ async fn one_replica_checks_and_another_takes_over() {
     let heard = events.load(Ordering::Relaxed);
     assert!(heard >= 9, "the follower's subscriber heard {heard} checks");
 
+    // Every replica says who leads: metrics and page footers.
+    for (i, replica) in replicas.iter().enumerate() {
+        let metrics = reqwest::get(format!("{}/metrics", replica.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let gauge = format!(
+            "sitepulse_leader{{replica=\"{}\",mode=\"postgres\"}} {}",
+            replica.name,
+            u8::from(i == leader)
+        );
+        assert!(metrics.contains(&gauge), "{metrics}");
+        let page = reqwest::get(format!("{}/", replica.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let footer = page.split("<footer").nth(1).unwrap();
+        assert!(footer.contains(&format!(
+            "served by <span class=\"replica\">{}",
+            replica.name
+        )));
+        assert!(footer.contains(&format!(
+            "checker on <span class=\"leader\">{}",
+            replicas[leader].name
+        )));
+    }
+
+    // "Check now" asked of a follower runs there and is stored like any other check.
+    let (token, _) = common::cluster::sign_in(&replicas[follower]).await;
+    let checked = replicas[follower]
+        .gql(
+            Some(&token),
+            "mutation($id: ID!) { checkNow(id: $id) { websiteId up statusCode } }",
+            serde_json::json!({ "id": ids[0].to_string() }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(checked["data"]["checkNow"]["up"], true, "{checked}");
+
+    // The follower's listening connection is cut (as in a database failover): it
+    // listens again by itself and its subscriber keeps hearing checks.
+    let admin = sqlx::PgPool::connect(&db.url_string()).await.unwrap();
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(format!("{} events", replicas[follower].name))
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert!(
+        !cut.is_empty(),
+        "the follower listens on a connection of its own"
+    );
+    let heard_before_cut = events.load(Ordering::Relaxed);
+    common::eventually(20, "events after the listener reconnected", || async {
+        (events.load(Ordering::Relaxed) >= heard_before_cut + 6).then_some(())
+    })
+    .await;
+
     // kill -9 of the leader: another takes over and checks go on.
     replicas[leader].kill();
     let killed_at = Utc::now();

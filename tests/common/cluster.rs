@@ -144,8 +144,8 @@ pub async fn wait_for_leader(replicas: &[Replica], within: Duration) -> (usize, 
     }
 }
 
-/// Signs in on `replica` and adds one website per URL; the API token and the ids.
-pub async fn add_websites(replica: &Replica, urls: &[String]) -> (String, Vec<WebsiteId>) {
+/// Signs in as the admin on `replica`; the session token, and the answer.
+pub async fn sign_in(replica: &Replica) -> (String, Value) {
     let login = replica
         .gql(
             None,
@@ -158,6 +158,12 @@ pub async fn add_websites(replica: &Replica, urls: &[String]) -> (String, Vec<We
         .as_str()
         .unwrap_or_else(|| panic!("{login}"))
         .to_owned();
+    (token, login)
+}
+
+/// Signs in on `replica` and adds one website per URL; the API token and the ids.
+pub async fn add_websites(replica: &Replica, urls: &[String]) -> (String, Vec<WebsiteId>) {
+    let (token, _) = sign_in(replica).await;
     let mut ids = Vec::new();
     for (i, url) in urls.iter().enumerate() {
         let created = replica
