@@ -14,6 +14,7 @@ pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod leader;
+pub mod metrics;
 pub mod store;
 pub mod web;
 pub mod websites;
@@ -142,8 +143,10 @@ impl Server {
                 shutdown.clone(),
             )?);
         }
+        let metrics = metrics::Metrics::shared();
         let (writer, writer_task) =
             checker::spawn_writer(store.clone(), events.clone(), WriterConfig::default());
+        let writer = writer.with_metrics(metrics.clone());
         let websites = Websites::new(
             store.clone(),
             events.clone(),
@@ -175,6 +178,8 @@ impl Server {
             probe: probe.clone(),
             leadership: leadership.clone(),
             shutdown: shutdown.clone(),
+            metrics,
+            writer_stats: writer.stats().clone(),
         };
         let duty = Duty {
             store: store.clone(),

@@ -60,12 +60,22 @@ pub struct WriterStats {
 pub struct WriterHandle {
     sender: mpsc::UnboundedSender<Check>,
     stats: Arc<WriterStats>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl WriterHandle {
     /// Never waits. Returns false when the writer has already stopped.
     pub fn submit(&self, check: Check) -> bool {
+        if let Some(metrics) = &self.metrics {
+            metrics.check(&check);
+        }
         self.sender.send(check).is_ok()
+    }
+
+    /// The same handle, counting every submitted check in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn stats(&self) -> &Arc<WriterStats> {
@@ -89,7 +99,12 @@ pub fn spawn_writer(
         unreported_drops: 0,
     };
     let task = tokio::spawn(writer.run(receiver));
-    (WriterHandle { sender, stats }, task)
+    let handle = WriterHandle {
+        sender,
+        stats,
+        metrics: None,
+    };
+    (handle, task)
 }
 
 struct Writer {

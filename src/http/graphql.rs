@@ -345,6 +345,7 @@ async fn serve_socket(
     let every = state.ws_keepalive;
     let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let shutdown = state.shutdown.clone();
+    let _open = state.metrics.open(crate::metrics::Connection::GraphqlWs);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => {

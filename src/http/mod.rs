@@ -53,6 +53,9 @@ pub struct AppState {
     pub leadership: crate::leader::Leadership,
     /// Cancelled when the service shuts down: long-lived connections end.
     pub shutdown: tokio_util::sync::CancellationToken,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The result writer's counters (results waiting for the database).
+    pub writer_stats: Arc<crate::checker::WriterStats>,
 }
 
 impl FromRef<AppState> for Accounts {
@@ -75,6 +78,10 @@ pub fn router(state: AppState) -> Router {
         .merge(rest::routes())
         .merge(graphql::routes())
         .merge(crate::web::routes(state.leadership.clone()))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            count_request,
+        ))
         .fallback(crate::web::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(close_after_unread_body))
@@ -141,53 +148,47 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text format: whether this replica leads, websites by status, events.
+/// `/metrics`: OpenMetrics text for Prometheus.
 async fn metrics(State(state): State<AppState>) -> Response {
-    use std::fmt::Write as _;
     let leadership = &state.leadership;
-    let mut out = String::new();
-    let replica = label(leadership.identity());
-    let _ = writeln!(
-        out,
-        "# HELP sitepulse_leader 1 while this replica runs the checker.\n\
-         # TYPE sitepulse_leader gauge\n\
-         sitepulse_leader{{replica=\"{replica}\",mode=\"{}\"}} {}",
-        leadership.mode(),
-        u8::from(leadership.is_leader())
-    );
-    if let Ok(snapshot) = state.board.snapshot().await {
-        let totals = snapshot.totals;
-        let _ = writeln!(
-            out,
-            "# HELP sitepulse_websites Websites by current status.\n\
-             # TYPE sitepulse_websites gauge\n\
-             sitepulse_websites{{status=\"up\"}} {}\n\
-             sitepulse_websites{{status=\"down\"}} {}\n\
-             sitepulse_websites{{status=\"pending\"}} {}",
-            totals.up, totals.down, totals.pending
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP sitepulse_events_total Events published on this replica (checks, status and website changes).\n\
-         # TYPE sitepulse_events_total counter\n\
-         sitepulse_events_total {}",
-        state.events.version()
+    let websites = state
+        .board
+        .snapshot()
+        .await
+        .ok()
+        .map(|s| (s.totals.up, s.totals.down, s.totals.pending));
+    let body = state.metrics.render(
+        leadership.identity(),
+        &leadership.mode().to_string(),
+        leadership.is_leader(),
+        websites,
+        state
+            .writer_stats
+            .buffered
+            .load(std::sync::atomic::Ordering::Relaxed),
     );
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        out,
+        body,
     )
         .into_response()
 }
 
-/// A label value with backslashes, quotes and line breaks escaped.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Counts every answered request by its route pattern and status.
+async fn count_request(
+    State(metrics): State<Arc<crate::metrics::Metrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    metrics.http_request(&route, &method, response.status().as_u16());
+    response
 }

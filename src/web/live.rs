@@ -434,9 +434,14 @@ pub async fn stream(
         }
     })
     .flat_map(stream::iter);
+    let open = state.metrics.open(crate::metrics::Connection::LiveEvents);
     let events = stream::iter(catch_up)
         .chain(updates)
-        .map(Ok::<_, Infallible>)
+        // The stream owns the guard: the connection counts as open while it lives.
+        .map(move |event| {
+            let _ = &open;
+            Ok::<_, Infallible>(event)
+        })
         .take_until(state.board.inner.shutdown.clone().cancelled_owned());
     Ok(sse(events))
 }
