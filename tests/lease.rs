@@ -47,6 +47,17 @@ fn status(code: StatusCode, reason: &str, message: &str) -> Response {
     (code, Json(body)).into_response()
 }
 
+/// The answer of an API server this elector cannot reach, when its port is cut off.
+fn unreachable(port: &Port) -> Option<Response> {
+    port.down.load(Ordering::Relaxed).then(|| {
+        status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "down",
+        )
+    })
+}
+
 fn stored(lease: &Value, version: u64) -> Value {
     let mut lease = lease.clone();
     lease["apiVersion"] = json!("coordination.k8s.io/v1");
@@ -57,12 +68,8 @@ fn stored(lease: &Value, version: u64) -> Value {
 }
 
 async fn read(State(port): State<Port>, Path((ns, name)): Path<(String, String)>) -> Response {
-    if port.down.load(Ordering::Relaxed) {
-        return status(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            "down",
-        );
+    if let Some(answer) = unreachable(&port) {
+        return answer;
     }
     let lease = port.server.lease.lock().unwrap();
     match lease.as_ref() {
@@ -82,12 +89,8 @@ async fn create(
     Path(ns): Path<String>,
     Json(lease): Json<Value>,
 ) -> Response {
-    if port.down.load(Ordering::Relaxed) {
-        return status(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            "down",
-        );
+    if let Some(answer) = unreachable(&port) {
+        return answer;
     }
     assert_eq!(ns, NAMESPACE);
     assert_eq!(lease["metadata"]["name"], NAME);
@@ -105,12 +108,8 @@ async fn replace(
     Path((ns, name)): Path<(String, String)>,
     Json(lease): Json<Value>,
 ) -> Response {
-    if port.down.load(Ordering::Relaxed) {
-        return status(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            "down",
-        );
+    if let Some(answer) = unreachable(&port) {
+        return answer;
     }
     let mut stored_lease = port.server.lease.lock().unwrap();
     let Some((_, version)) = stored_lease.as_ref() else {

@@ -34,25 +34,17 @@ pub fn elect(
     identity: &str,
     timings: Timings,
 ) -> (Leadership, Elector) {
-    let (sender, state) = watch::channel(LeaderState::default());
-    let release = CancellationToken::new();
-    let nudge = Arc::new(Notify::new());
-    let election = LeaseElection {
-        api: Api::namespaced(client, namespace),
-        name: name.to_owned(),
-        identity: identity.to_owned(),
-        timings,
-        sender,
-        nudge: nudge.clone(),
-    };
-    let task = tokio::spawn(election.run(release.clone()));
-    let leadership = Leadership {
-        identity: identity.into(),
-        mode: ElectionMode::Kube,
-        state,
-        nudge,
-    };
-    (leadership, Elector { release, task })
+    super::spawn_election(identity, ElectionMode::Kube, |channel, release| {
+        LeaseElection {
+            api: Api::namespaced(client, namespace),
+            name: name.to_owned(),
+            identity: identity.to_owned(),
+            timings,
+            sender: channel.sender,
+            nudge: channel.nudge,
+        }
+        .run(release)
+    })
 }
 
 /// The client for the cluster this process runs in (service account), or for

@@ -153,6 +153,35 @@ pub fn standalone(identity: &str) -> (Leadership, Elector) {
     (leadership, Elector { release, task })
 }
 
+/// Where an election task publishes what it finds, and the nudge it waits on.
+struct Channel {
+    sender: watch::Sender<LeaderState>,
+    nudge: Arc<Notify>,
+}
+
+/// Spawns the election task `start` makes; the view of it and its handle.
+fn spawn_election<F, Fut>(identity: &str, mode: ElectionMode, start: F) -> (Leadership, Elector)
+where
+    F: FnOnce(Channel, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (sender, state) = watch::channel(LeaderState::default());
+    let release = CancellationToken::new();
+    let nudge = Arc::new(Notify::new());
+    let channel = Channel {
+        sender,
+        nudge: nudge.clone(),
+    };
+    let task = tokio::spawn(start(channel, release.clone()));
+    let leadership = Leadership {
+        identity: identity.into(),
+        mode,
+        state,
+        nudge,
+    };
+    (leadership, Elector { release, task })
+}
+
 /// Elects through a PostgreSQL session advisory lock.
 pub fn postgres(
     database_url: &str,
@@ -160,24 +189,20 @@ pub fn postgres(
     timings: Timings,
 ) -> anyhow::Result<(Leadership, Elector)> {
     let options = PgConnectOptions::from_str(database_url)?.application_name(identity);
-    let (sender, state) = watch::channel(LeaderState::default());
-    let release = CancellationToken::new();
-    let nudge = Arc::new(Notify::new());
-    let election = PgElection {
-        options,
-        identity: identity.to_owned(),
-        timings,
-        sender,
-        nudge: nudge.clone(),
-    };
-    let task = tokio::spawn(election.run(release.clone()));
-    let leadership = Leadership {
-        identity: identity.into(),
-        mode: ElectionMode::Postgres,
-        state,
-        nudge,
-    };
-    Ok((leadership, Elector { release, task }))
+    Ok(spawn_election(
+        identity,
+        ElectionMode::Postgres,
+        |channel, release| {
+            PgElection {
+                options,
+                identity: identity.to_owned(),
+                timings,
+                sender: channel.sender,
+                nudge: channel.nudge,
+            }
+            .run(release)
+        },
+    ))
 }
 
 struct PgElection {
