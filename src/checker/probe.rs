@@ -37,7 +37,17 @@ pub struct Probe {
 impl Probe {
     pub fn new() -> anyhow::Result<Self> {
         crate::install_crypto_provider();
+        // Saying the connection ends with this request lets the server close first,
+        // so the waiting TIME_WAIT state lands on its side. Closing first here, a
+        // busy checker fills the local port range with TIME_WAIT sockets and the
+        // kernel spends most of its time searching that range for a free port.
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::CONNECTION,
+            reqwest::header::HeaderValue::from_static("close"),
+        );
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .user_agent(concat!(
                 "SitePulse360/",
                 env!("CARGO_PKG_VERSION"),
