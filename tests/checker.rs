@@ -377,3 +377,82 @@ async fn website_changes_take_effect_without_a_restart() {
     );
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_checker_skips_slots_instead_of_falling_behind() {
+    let silent = targets::silent_server().await;
+    let db = TestDb::sqlite();
+    let store = db.store().await;
+    let events = EventBus::default();
+    let websites = Websites::new(
+        store.clone(),
+        events.clone(),
+        every_second(),
+        chrono_tz::Tz::UTC,
+    );
+    let (writer, writer_task) =
+        spawn_writer(store.clone(), events.clone(), WriterConfig::default());
+    // One check at a time, three websites whose every check takes 900 ms of each
+    // second: nearly three times what the checker can do.
+    let scheduler = Scheduler::new(
+        store.clone(),
+        Probe::new().unwrap(),
+        writer,
+        events.clone(),
+        CheckerConfig {
+            concurrency: 1,
+            resync_every: Duration::from_secs(60),
+            ..CheckerConfig::default()
+        },
+    );
+    let cancel = CancellationToken::new();
+    let scheduler_task = tokio::spawn(scheduler.run(cancel.clone()));
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let site = websites
+            .create(&NewWebsite {
+                name: &format!("slow {i}"),
+                url: &format!("http://{silent}/"),
+                interval: Some(Duration::from_secs(1)),
+                timeout: Some(Duration::from_millis(900)),
+            })
+            .await
+            .unwrap();
+        ids.push(site.id);
+    }
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    cancel.cancel();
+    scheduler_task.await.unwrap();
+    writer_task.await.unwrap();
+
+    let mut total = 0;
+    for id in ids {
+        let mut checks = store.recent_checks(id, None, 100).await.unwrap();
+        checks.reverse();
+        assert!(
+            checks.len() >= 2,
+            "every website still gets checked: {checks:?}"
+        );
+        total += checks.len();
+        for pair in checks.windows(2) {
+            let ended = pair[0].checked_at
+                + chrono::Duration::milliseconds(i64::from(pair[0].response_time_ms));
+            assert!(
+                pair[1].checked_at >= ended,
+                "a website's checks never overlap: {pair:?}"
+            );
+        }
+        for check in &checks {
+            // Queued without bound, the last checks would start about 5 s late.
+            let late = check.checked_at - check.slot;
+            assert!(
+                late < chrono::Duration::seconds(3),
+                "{late} late: {check:?}"
+            );
+        }
+    }
+    assert!(
+        total <= 12,
+        "about one check per 900 ms, not one per slot: {total}"
+    );
+}

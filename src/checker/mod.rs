@@ -15,6 +15,7 @@ pub mod writer;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -31,7 +32,7 @@ use crate::events::{ChangeKind, Event, EventBus};
 use crate::store::DynStore;
 
 pub use probe::{Outcome, Probe};
-pub use retention::{Retention, run_retention};
+pub use retention::{Pass, Retention, run_retention};
 pub use writer::{WriterConfig, WriterHandle, WriterStats, spawn_writer};
 
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +74,17 @@ struct Entry {
     timeout: Duration,
     /// Bumped whenever the entry is rescheduled; heap items of older generations are stale.
     generation: u64,
+    /// Set while a check of this website waits for a permit or runs.
+    busy: Arc<AtomicBool>,
+}
+
+/// Clears a website's busy flag when its check ends, however it ends.
+struct BusyGuard(Arc<AtomicBool>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// A scheduled check: (due time in ms, website, generation).
@@ -88,6 +100,8 @@ pub struct Scheduler {
     heap: BinaryHeap<Due>,
     generation: u64,
     limit: Arc<Semaphore>,
+    /// Slots skipped because the website's previous check had not finished.
+    skipped: u64,
 }
 
 impl Scheduler {
@@ -108,6 +122,7 @@ impl Scheduler {
             entries: HashMap::new(),
             heap: BinaryHeap::new(),
             generation: 0,
+            skipped: 0,
         }
     }
 
@@ -161,6 +176,13 @@ impl Scheduler {
                     listing = None;
                     match read {
                         Ok(Ok(websites)) => {
+                            if self.skipped > 0 {
+                                tracing::warn!(
+                                    skipped = self.skipped,
+                                    "checker overloaded: skipped slots of websites whose previous check had not finished"
+                                );
+                                self.skipped = 0;
+                            }
                             self.resync(&websites, !first_load, &touched);
                             first_load = false;
                             next_resync = Instant::now() + self.config.resync_every;
@@ -224,6 +246,14 @@ impl Scheduler {
             let next = schedule::next_slot(id, entry.interval, slot, now);
             self.heap
                 .push(Reverse((next.timestamp_millis(), id, generation)));
+            // A website's checks never overlap: when the checker is overloaded and the
+            // previous check still waits or runs, this slot is skipped instead of
+            // queueing without bound.
+            if entry.busy.swap(true, Ordering::AcqRel) {
+                self.skipped += 1;
+                continue;
+            }
+            let busy = BusyGuard(entry.busy.clone());
 
             let (probe, writer, limit, abandon) = (
                 self.probe.clone(),
@@ -232,6 +262,7 @@ impl Scheduler {
                 abandon.clone(),
             );
             tracker.spawn(async move {
+                let _busy = busy;
                 let run = async {
                     let Ok(_permit) = limit.acquire_owned().await else {
                         return;
@@ -276,6 +307,11 @@ impl Scheduler {
             Some(last) => schedule::resume_after(website.id, website.interval, last.slot, now),
         };
         self.generation += 1;
+        let busy = self
+            .entries
+            .get(&website.id)
+            .map(|e| e.busy.clone())
+            .unwrap_or_default();
         self.entries.insert(
             website.id,
             Entry {
@@ -283,6 +319,7 @@ impl Scheduler {
                 interval: website.interval,
                 timeout: website.timeout,
                 generation: self.generation,
+                busy,
             },
         );
         self.heap.push(Reverse((
