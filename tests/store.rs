@@ -27,6 +27,7 @@ both_databases!(
     deleting_a_website_deletes_its_history,
     newest_checks_and_day_counts_of_every_website_in_one_read,
     check_series_counts_each_bucket,
+    compaction_changes_nothing_a_reader_sees,
 );
 
 fn spec(name: &str, url: &str) -> WebsiteSpec {
@@ -651,4 +652,146 @@ async fn check_series_counts_each_bucket(db: TestDb) {
     assert_eq!(second.response_ms_sum, 60 + 70 + 80 + 90 + 100);
     assert_eq!(series[4].1.checks, 1);
     assert_eq!(series[4].1.avg_response_time_ms(), Some(33.0));
+}
+
+/// PostgreSQL packs hours that are over into one row per website and hour; SQLite
+/// keeps its rows. Either way every read gives the same answers before and after,
+/// a slot stays stored once, and late checks and retention still work.
+async fn compaction_changes_nothing_a_reader_sees(db: TestDb) {
+    use sitepulse::checker::Retention;
+    use tokio_util::sync::CancellationToken;
+
+    let store = db.store().await;
+    let minutely = new_site(&store, "minutely").await;
+    let hourly = new_site(&store, "hourly").await;
+    let now = Utc::now();
+    let hour = |t: DateTime<Utc>| DateTime::from_timestamp(t.timestamp() / 3600 * 3600, 0).unwrap();
+    let base = hour(now) - chrono::Duration::hours(6);
+    let mut old = Vec::new();
+    for m in 0..300 {
+        let slot = base + chrono::Duration::milliseconds(m * 60_000 + 123);
+        let mut c = check(minutely, slot, m % 17 != 0, 20 + (m as u32 % 50));
+        if m % 51 == 0 {
+            // A timeout: no status code, an error message with odd characters.
+            c.status_code = None;
+            c.error = Some(CheckError {
+                kind: ErrorKind::Timeout,
+                message: "no response within the timeout — «ü»".into(),
+            });
+        }
+        old.push(c);
+    }
+    let hours_of_hourly: Vec<Check> = (0..3)
+        .map(|h| check(hourly, base + chrono::Duration::hours(h * 2), true, 90))
+        .collect();
+    let fresh: Vec<Check> = (1..=20)
+        .map(|m| check(minutely, now - chrono::Duration::minutes(m), true, 11))
+        .collect();
+    for batch in [&old, &hours_of_hourly, &fresh] {
+        store.record_checks(batch).await.unwrap();
+    }
+
+    let middle = base + chrono::Duration::minutes(150);
+    let snapshot = || async {
+        (
+            store.recent_checks(minutely, None, 1000).await.unwrap(),
+            store
+                .recent_checks(minutely, Some(middle), 25)
+                .await
+                .unwrap(),
+            store.recent_checks(hourly, None, 10).await.unwrap(),
+            store.latest_checks(30).await.unwrap(),
+            store
+                .check_series(
+                    minutely,
+                    base + chrono::Duration::minutes(30),
+                    Duration::from_secs(300),
+                )
+                .await
+                .unwrap(),
+            store
+                .daily_history(
+                    minutely,
+                    base.date_naive() - chrono::Duration::days(1),
+                    now.date_naive() + chrono::Duration::days(1),
+                )
+                .await
+                .unwrap(),
+        )
+    };
+    let before = snapshot().await;
+    assert_eq!(before.0.len(), 320);
+    assert_eq!(before.1.len(), 25);
+    assert!(before.1.iter().all(|c| c.slot < middle));
+    assert_eq!(before.2.len(), 3);
+
+    let pass = Retention::default()
+        .prune_once(&store, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(pass.checks, 0, "nothing is past its retention");
+    match db.backend() {
+        "postgres" => assert_eq!(
+            pass.compacted, 303,
+            "every check of a finished hour is packed"
+        ),
+        _ => assert_eq!(pass.compacted, 0),
+    }
+    assert_eq!(
+        snapshot().await,
+        before,
+        "reads are unchanged by compaction"
+    );
+
+    // The same checks again (a retried batch, a second leader): nothing is stored twice.
+    let again = store.record_checks(&old).await.unwrap();
+    assert!(again.stored.is_empty(), "a compacted slot is still taken");
+    assert_eq!(snapshot().await, before);
+
+    // A check that arrives late for a compacted hour is stored, read in order, and
+    // merged into its hour at the next pass.
+    let late = check(minutely, base + chrono::Duration::seconds(90), false, 7);
+    assert_eq!(
+        store
+            .record_checks(std::slice::from_ref(&late))
+            .await
+            .unwrap()
+            .stored
+            .len(),
+        1
+    );
+    let all = store.recent_checks(minutely, None, 1000).await.unwrap();
+    assert_eq!(all.len(), 321);
+    assert!(
+        all.windows(2).all(|w| w[0].slot > w[1].slot),
+        "newest first"
+    );
+    assert_eq!(
+        all[all.len() - 3],
+        late,
+        "between the first and the second minute"
+    );
+    Retention::default()
+        .prune_once(&store, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.recent_checks(minutely, None, 1000).await.unwrap(),
+        all
+    );
+
+    // Retention removes whole hours before its cut-off.
+    let cut = base + chrono::Duration::hours(2);
+    let mut pruned = 0;
+    loop {
+        let n = store.prune_checks(minutely, cut, 100).await.unwrap();
+        pruned += n;
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(pruned, 121, "two hours of minute checks and the late one");
+    let left = store.recent_checks(minutely, None, 1000).await.unwrap();
+    assert_eq!(left.len(), 200);
+    assert!(left.iter().all(|c| c.slot >= cut));
 }

@@ -1,6 +1,9 @@
 //! Retention: raw checks are deleted after the retention period, aggregates after
 //! theirs. Deletion walks one website at a time in small batches with a pause in
 //! between, so it never holds the database long enough to delay the writer.
+//!
+//! The same pass first compacts raw checks of hours that ended over an hour ago,
+//! where the store packs them (PostgreSQL), a day per call.
 
 use std::time::Duration;
 
@@ -33,23 +36,47 @@ impl Default for Retention {
     }
 }
 
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    /// Raw checks moved into compact storage.
+    pub compacted: u64,
+    /// Raw checks deleted.
+    pub checks: u64,
+    /// Aggregate rows deleted.
+    pub aggregates: u64,
+}
+
 impl Retention {
-    /// One pass over every website; returns the raw checks and aggregate rows deleted.
+    /// One pass over every website.
     pub async fn prune_once(
         &self,
         store: &DynStore,
         cancel: &CancellationToken,
-    ) -> crate::store::Result<(u64, u64)> {
+    ) -> crate::store::Result<Pass> {
         let now = Utc::now();
         let before = now - chrono::Duration::from_std(self.checks).unwrap_or_default();
-        let mut checks = 0;
+        // The current and the previous hour stay as they are.
+        let compact_before = now - chrono::Duration::hours(1);
+        let mut pass = Pass::default();
         for website in store.websites().await? {
             loop {
                 if cancel.is_cancelled() {
-                    return Ok((checks, 0));
+                    return Ok(pass);
+                }
+                let moved = store.compact_checks(website.id, compact_before).await?;
+                pass.compacted += moved;
+                if moved == 0 {
+                    break;
+                }
+                tokio::time::sleep(self.pause).await;
+            }
+            loop {
+                if cancel.is_cancelled() {
+                    return Ok(pass);
                 }
                 let deleted = store.prune_checks(website.id, before, self.batch).await?;
-                checks += deleted;
+                pass.checks += deleted;
                 if deleted < u64::from(self.batch) {
                     break;
                 }
@@ -58,8 +85,8 @@ impl Retention {
         }
         let aggregates_before =
             now - chrono::Duration::from_std(self.aggregates).unwrap_or_default();
-        let aggregates = store.prune_aggregates(aggregates_before).await?;
-        Ok((checks, aggregates))
+        pass.aggregates = store.prune_aggregates(aggregates_before).await?;
+        Ok(pass)
     }
 }
 
@@ -67,9 +94,17 @@ impl Retention {
 pub async fn run_retention(store: DynStore, retention: Retention, cancel: CancellationToken) {
     loop {
         match retention.prune_once(&store, &cancel).await {
-            Ok((0, 0)) => {}
-            Ok((checks, aggregates)) => {
-                tracing::info!(checks, aggregates, "pruned data past its retention")
+            Ok(pass) => {
+                if pass.compacted > 0 {
+                    tracing::debug!(checks = pass.compacted, "compacted raw checks");
+                }
+                if pass.checks > 0 || pass.aggregates > 0 {
+                    tracing::info!(
+                        checks = pass.checks,
+                        aggregates = pass.aggregates,
+                        "pruned data past its retention"
+                    );
+                }
             }
             Err(err) => tracing::warn!(error = %err, "pruning old checks failed; will retry"),
         }

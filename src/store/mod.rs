@@ -117,6 +117,14 @@ pub trait Store: AccountStore + Send + Sync + 'static {
     ) -> Result<u64>;
     /// Deletes hourly and daily aggregates older than `before`; returns how many.
     async fn prune_aggregates(&self, before: DateTime<Utc>) -> Result<u64>;
+
+    /// Moves a website's raw checks with slots before `before` into compact storage,
+    /// at most a day of them per call; returns how many moved (0: nothing left).
+    /// Reads see no difference. A store whose rows are compact as written does
+    /// nothing.
+    async fn compact_checks(&self, _website: WebsiteId, _before: DateTime<Utc>) -> Result<u64> {
+        Ok(0)
+    }
 }
 
 pub type DynStore = Arc<dyn Store>;

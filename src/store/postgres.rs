@@ -4,6 +4,10 @@
 //! rows travel as arrays and are expanded with `unnest`. Rows are locked in key
 //! order in every transaction, so two writers (the checker and a "check now" on
 //! another replica) never deadlock on the aggregates.
+//!
+//! New checks go to `recent_checks`, one row each. Hours that are over for more
+//! than an hour are compacted into `check_blocks`, one row per website and hour
+//! with a column array per field (see the migration). Reads take both.
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -29,6 +33,23 @@ const WEBSITE_COLUMNS: &str = "id, name, url, interval_ms, timeout_ms, paused, c
     last_error_kind, last_error_message, status_since";
 
 const CHECK_COLUMNS: &str = "website_id::int8 AS website_id, slot, delay_ms, up, status_code, response_ms, error_kind, error_message";
+
+/// The checks of the blocks `b`, one row each, with the columns of `CHECK_COLUMNS`.
+const BLOCK_CHECK_COLUMNS: &str = "b.website_id::int8 AS website_id, \
+    b.hour + c.offset_ms * interval '1 millisecond' AS slot, c.delay_ms, c.up, c.status_code, \
+    c.response_ms, c.error_kind, c.error_message";
+const BLOCK_UNNEST: &str = "CROSS JOIN LATERAL unnest(b.offsets, b.delay_ms, b.response_ms, \
+    b.status_code, b.up, b.error_kind, b.error_message) \
+    AS c (offset_ms, delay_ms, response_ms, status_code, up, error_kind, error_message)";
+
+/// Advisory lock (two-key form) between compaction (exclusive) and writes of
+/// checks old enough to belong to an hour that may be compacted (shared), so a
+/// late check never slips in beside its already compacted twin.
+const COMPACTION_LOCK: (i32, i32) = (0x5350_3336, 2);
+
+/// Checks older than this may fall into a compacted hour: compaction leaves the
+/// current and the previous hour alone, this leaves room for clock differences.
+const LATE_CHECK: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -259,9 +280,18 @@ impl Store for PostgresStore {
             arrays.push(check);
         }
         let mut tx = self.pool.begin().await?;
-        // Joining websites drops checks of websites deleted meanwhile.
+        let late = Utc::now() - LATE_CHECK;
+        if checks.iter().any(|c| c.slot < late) {
+            sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
+                .bind(COMPACTION_LOCK.0)
+                .bind(COMPACTION_LOCK.1)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Joining websites drops checks of websites deleted meanwhile; a slot already
+        // compacted into a block counts as stored.
         let inserted: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(
-            "INSERT INTO checks (website_id, slot, delay_ms, up, status_code, response_ms, \
+            "INSERT INTO recent_checks (website_id, slot, delay_ms, up, status_code, response_ms, \
              error_kind, error_message) \
              SELECT t.website_id::int4, t.slot, t.delay_ms, t.up, t.status_code, t.response_ms, \
              t.error_kind, t.error_message \
@@ -269,6 +299,9 @@ impl Store for PostgresStore {
              $6::int4[], $7::text[], $8::text[]) \
              AS t(website_id, slot, delay_ms, up, status_code, response_ms, error_kind, error_message) \
              JOIN websites w ON w.id = t.website_id \
+             WHERE NOT EXISTS (SELECT 1 FROM check_blocks b WHERE b.website_id = t.website_id \
+             AND b.hour = date_trunc('hour', t.slot, 'UTC') \
+             AND (extract(epoch FROM t.slot - b.hour) * 1000)::int4 = ANY (b.offsets)) \
              ORDER BY t.website_id, t.slot \
              ON CONFLICT (website_id, slot) DO NOTHING RETURNING website_id::int8, slot",
         )
@@ -354,15 +387,34 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> Result<Vec<Check>> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {CHECK_COLUMNS} FROM checks WHERE website_id = $1 \
+            "SELECT {CHECK_COLUMNS} FROM recent_checks WHERE website_id = $1 \
              AND ($2::timestamptz IS NULL OR slot < $2) ORDER BY slot DESC LIMIT $3"
         ));
-        let rows: Vec<CheckRow> = sqlx::query_as(sql)
+        let mut rows: Vec<CheckRow> = sqlx::query_as(sql)
             .bind(website)
             .bind(before)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
+        if rows.len() < limit as usize {
+            // Every block holds at least one check: the `limit` newest blocks hold
+            // every compacted check that can be among the `limit` newest.
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT * FROM (SELECT {BLOCK_CHECK_COLUMNS} FROM (SELECT * FROM check_blocks \
+                 WHERE website_id = $1 AND ($2::timestamptz IS NULL OR hour < $2) \
+                 ORDER BY hour DESC LIMIT $3) b {BLOCK_UNNEST}) x \
+                 WHERE $2::timestamptz IS NULL OR slot < $2 ORDER BY slot DESC LIMIT $3"
+            ));
+            let older: Vec<CheckRow> = sqlx::query_as(sql)
+                .bind(website)
+                .bind(before)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+            rows.extend(older);
+            rows.sort_by_key(|row| std::cmp::Reverse(row.slot));
+            rows.truncate(limit as usize);
+        }
         rows.into_iter().map(Check::try_from).collect()
     }
 
@@ -418,14 +470,55 @@ impl Store for PostgresStore {
 
     async fn latest_checks(&self, per_website: u32) -> Result<Vec<Check>> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT c.* FROM websites w CROSS JOIN LATERAL (SELECT {CHECK_COLUMNS} FROM checks \
-             WHERE website_id = w.id ORDER BY slot DESC LIMIT $1) c \
+            "SELECT c.* FROM websites w CROSS JOIN LATERAL (SELECT {CHECK_COLUMNS} \
+             FROM recent_checks WHERE website_id = w.id ORDER BY slot DESC LIMIT $1) c \
              ORDER BY c.website_id, c.slot DESC"
         ));
-        let rows: Vec<CheckRow> = sqlx::query_as(sql)
+        let mut rows: Vec<CheckRow> = sqlx::query_as(sql)
             .bind(i64::from(per_website))
             .fetch_all(&self.pool)
             .await?;
+        // Websites checked less often than every couple of minutes have fewer recent
+        // rows: the rest comes from their newest blocks.
+        let mut found: HashMap<i64, u32> = HashMap::new();
+        for row in &rows {
+            *found.entry(row.website_id).or_default() += 1;
+        }
+        let website_ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM websites ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        let (short, missing): (Vec<i64>, Vec<i64>) = website_ids
+            .into_iter()
+            .filter_map(|id| {
+                let have = found.get(&id).copied().unwrap_or(0);
+                (have < per_website).then(|| (id, i64::from(per_website - have)))
+            })
+            .unzip();
+        if !short.is_empty() {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT x.* FROM unnest($1::int8[], $2::int8[]) AS w(id, missing) \
+                 CROSS JOIN LATERAL (SELECT {BLOCK_CHECK_COLUMNS} FROM (SELECT * FROM check_blocks \
+                 WHERE website_id = w.id ORDER BY hour DESC LIMIT w.missing) b {BLOCK_UNNEST} \
+                 ORDER BY slot DESC LIMIT w.missing) x"
+            ));
+            let older: Vec<CheckRow> = sqlx::query_as(sql)
+                .bind(short)
+                .bind(missing)
+                .fetch_all(&self.pool)
+                .await?;
+            if !older.is_empty() {
+                rows.extend(older);
+                rows.sort_by(|a, b| a.website_id.cmp(&b.website_id).then(b.slot.cmp(&a.slot)));
+                // A late check in recent_checks can be older than compacted ones: keep
+                // the newest `per_website` whichever table they came from.
+                let mut kept: HashMap<i64, u32> = HashMap::new();
+                rows.retain(|row| {
+                    let n = kept.entry(row.website_id).or_default();
+                    *n += 1;
+                    *n <= per_website
+                });
+            }
+        }
         rows.into_iter().map(Check::try_from).collect()
     }
 
@@ -436,13 +529,19 @@ impl Store for PostgresStore {
         bucket: Duration,
     ) -> Result<Vec<(DateTime<Utc>, Tally)>> {
         let bucket_ms = i64::try_from(bucket.as_millis()).unwrap_or(i64::MAX).max(1);
-        let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+        let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT (floor(extract(epoch FROM slot - $1) * 1000)::int8 / $2) AS bucket, \
-             count(*), count(*) FILTER (WHERE up), \
-             coalesce(sum(response_ms) FILTER (WHERE status_code IS NOT NULL), 0)::int8, \
-             count(status_code) FROM checks WHERE website_id = $3 AND slot >= $1 \
-             GROUP BY bucket ORDER BY bucket",
-        )
+                 count(*), count(*) FILTER (WHERE up), \
+                 coalesce(sum(response_ms) FILTER (WHERE status_code IS NOT NULL), 0)::int8, \
+                 count(status_code) FROM ( \
+                 SELECT slot, up, response_ms, status_code FROM recent_checks \
+                 WHERE website_id = $3 AND slot >= $1 \
+                 UNION ALL SELECT slot, up, response_ms, status_code FROM \
+                 (SELECT {BLOCK_CHECK_COLUMNS} FROM check_blocks b {BLOCK_UNNEST} \
+                 WHERE b.website_id = $3 AND b.hour >= date_trunc('hour', $1, 'UTC')) x \
+                 WHERE slot >= $1) c \
+                 GROUP BY bucket ORDER BY bucket"
+        )))
         .bind(since)
         .bind(bucket_ms)
         .bind(website)
@@ -457,17 +556,79 @@ impl Store for PostgresStore {
         before: DateTime<Utc>,
         limit: u32,
     ) -> Result<u64> {
-        let deleted = sqlx::query(
-            "DELETE FROM checks WHERE website_id = $1 AND slot IN \
-             (SELECT slot FROM checks WHERE website_id = $1 AND slot < $2 ORDER BY slot LIMIT $3)",
+        // Blocks go whole once their hour is entirely before `before`, about as many
+        // checks per call as `limit` for minute checks.
+        let deleted: i64 = sqlx::query_scalar(
+            "WITH r AS (DELETE FROM recent_checks WHERE website_id = $1 AND slot IN \
+             (SELECT slot FROM recent_checks WHERE website_id = $1 AND slot < $2 \
+             ORDER BY slot LIMIT $3) RETURNING 1), \
+             b AS (DELETE FROM check_blocks WHERE website_id = $1 AND hour IN \
+             (SELECT hour FROM check_blocks WHERE website_id = $1 \
+             AND hour <= $2 - interval '1 hour' ORDER BY hour LIMIT greatest(1, $3 / 60)) \
+             RETURNING cardinality(offsets) AS n) \
+             SELECT (SELECT count(*) FROM r) + coalesce((SELECT sum(n) FROM b), 0)::int8",
         )
         .bind(website)
         .bind(before)
         .bind(i64::from(limit))
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(deleted)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(deleted).unwrap_or(0))
+    }
+
+    async fn compact_checks(&self, website: WebsiteId, before: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(COMPACTION_LOCK.0)
+            .bind(COMPACTION_LOCK.1)
+            .execute(&mut *tx)
+            .await?;
+        // Whole UTC hours before `before`, at most a day from the oldest; merged
+        // into an existing block of the same hour (a check that arrived late), the
+        // block's own check wins a slot both hold.
+        let moved: i64 = sqlx::query_scalar(
+            "WITH bound AS (SELECT least(date_trunc('hour', $2::timestamptz, 'UTC'), \
+             date_trunc('hour', min(slot), 'UTC') + interval '1 day') AS upto \
+             FROM recent_checks WHERE website_id = $1), \
+             moved AS (DELETE FROM recent_checks r USING bound \
+             WHERE r.website_id = $1 AND r.slot < bound.upto RETURNING r.*), \
+             packed AS (SELECT website_id, hour, \
+             array_agg((extract(epoch FROM slot - hour) * 1000)::int4 ORDER BY slot) AS offsets, \
+             array_agg(delay_ms ORDER BY slot) AS delay_ms, \
+             array_agg(response_ms ORDER BY slot) AS response_ms, \
+             array_agg(status_code ORDER BY slot) AS status_code, \
+             array_agg(up ORDER BY slot) AS up, \
+             CASE WHEN bool_or(error_kind IS NOT NULL) \
+             THEN array_agg(error_kind ORDER BY slot) END AS error_kind, \
+             CASE WHEN bool_or(error_kind IS NOT NULL) \
+             THEN array_agg(error_message ORDER BY slot) END AS error_message \
+             FROM (SELECT *, date_trunc('hour', slot, 'UTC') AS hour FROM moved) m \
+             GROUP BY website_id, hour), \
+             stored AS (INSERT INTO check_blocks AS b (website_id, hour, offsets, delay_ms, \
+             response_ms, status_code, up, error_kind, error_message) \
+             SELECT * FROM packed ORDER BY website_id, hour \
+             ON CONFLICT (website_id, hour) DO UPDATE SET \
+             (offsets, delay_ms, response_ms, status_code, up, error_kind, error_message) = \
+             (SELECT array_agg(o ORDER BY o), array_agg(d ORDER BY o), array_agg(r ORDER BY o), \
+             array_agg(s ORDER BY o), array_agg(u ORDER BY o), \
+             CASE WHEN bool_or(k IS NOT NULL) THEN array_agg(k ORDER BY o) END, \
+             CASE WHEN bool_or(k IS NOT NULL) THEN array_agg(m ORDER BY o) END \
+             FROM (SELECT DISTINCT ON (o) o, d, r, s, u, k, m FROM ( \
+             SELECT 0 AS src, * FROM unnest(b.offsets, b.delay_ms, b.response_ms, b.status_code, \
+             b.up, b.error_kind, b.error_message) AS x (o, d, r, s, u, k, m) \
+             UNION ALL \
+             SELECT 1, * FROM unnest(excluded.offsets, excluded.delay_ms, excluded.response_ms, \
+             excluded.status_code, excluded.up, excluded.error_kind, excluded.error_message) \
+             AS y (o, d, r, s, u, k, m)) z ORDER BY o, src) merged) \
+             RETURNING 1) \
+             SELECT count(*) FROM moved",
+        )
+        .bind(website)
+        .bind(before)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(u64::try_from(moved).unwrap_or(0))
     }
 
     async fn prune_aggregates(&self, before: DateTime<Utc>) -> Result<u64> {

@@ -58,6 +58,14 @@ impl TestDb {
         }
     }
 
+    /// "sqlite" or "postgres".
+    pub fn backend(&self) -> &'static str {
+        match &self.url {
+            DatabaseUrl::Sqlite(_) => "sqlite",
+            DatabaseUrl::Postgres(_) => "postgres",
+        }
+    }
+
     pub fn url_string(&self) -> String {
         match &self.url {
             DatabaseUrl::Sqlite(s) | DatabaseUrl::Postgres(s) => s.clone(),
