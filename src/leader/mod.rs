@@ -17,7 +17,7 @@ pub mod kube;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
@@ -214,26 +214,76 @@ struct PgElection {
 }
 
 impl PgElection {
+    /// A leader whose lock connection fails keeps leading for the renew deadline
+    /// while it reconnects and takes its lock back, so a database failover or a
+    /// short outage does not stop the checks (their results wait in the writer's
+    /// buffer). A follower that lost the database too waits a few retry periods
+    /// after it is back before trying the lock, giving that leader the first go;
+    /// a leader that finds the lock taken steps down at once.
     async fn run(self, release: CancellationToken) {
         let mut connection: Option<PgConnection> = None;
+        // The lock is held on `connection`.
+        let mut held = false;
+        // Leading without the lock since the connection failed, until then.
+        let mut grace_until: Option<Instant> = None;
+        // A follower that lost the database does not try the lock before then.
+        let mut settle_until: Option<Instant> = None;
+        let mut outage = false;
         let mut leading = false;
         loop {
-            let answer = self.round(&mut connection, leading).await;
-            let state = match answer {
-                Ok(state) => state,
+            let may_take = grace_until.is_some()
+                || (!outage && settle_until.is_none_or(|t| Instant::now() >= t));
+            let state = match self.round(&mut connection, held, may_take).await {
+                Ok((now_held, leader)) => {
+                    if grace_until.take().is_some() {
+                        if now_held {
+                            tracing::info!(replica = %self.identity, "database back: kept leadership");
+                        } else {
+                            tracing::warn!(replica = %self.identity, leader = ?leader, "database back: another replica leads");
+                        }
+                    } else if outage {
+                        settle_until = Some(Instant::now() + self.timings.retry_period * 3);
+                    }
+                    outage = false;
+                    held = now_held;
+                    LeaderState {
+                        leading: held,
+                        leader,
+                    }
+                }
                 Err(err) => {
                     tracing::debug!(error = %err, "leader election: no answer from the database");
                     // The lock dies with the session: drop it rather than wait for a
-                    // polite close, so that nobody believes this replica still leads.
+                    // polite close.
                     connection = None;
-                    LeaderState::default()
+                    outage = true;
+                    if held {
+                        held = false;
+                        grace_until = Some(Instant::now() + self.timings.renew_deadline);
+                        tracing::warn!(
+                            replica = %self.identity,
+                            error = %err,
+                            "lost the database connection holding leadership; still checking for up to {} while reconnecting",
+                            humantime::format_duration(self.timings.renew_deadline)
+                        );
+                    }
+                    match grace_until {
+                        Some(until) if Instant::now() < until => LeaderState {
+                            leading: true,
+                            leader: Some(self.identity.clone()),
+                        },
+                        _ => {
+                            grace_until = None;
+                            LeaderState::default()
+                        }
+                    }
                 }
             };
             if state.leading != leading {
                 if state.leading {
                     tracing::info!(replica = %self.identity, "gained leadership: this replica runs the checker");
                 } else {
-                    tracing::warn!(replica = %self.identity, "lost leadership: the lock connection failed");
+                    tracing::warn!(replica = %self.identity, "lost leadership");
                 }
                 leading = state.leading;
             }
@@ -248,6 +298,7 @@ impl PgElection {
                 () = self.nudge.notified(), if !leading => {}
             }
         }
+        let leading = held;
         if let Some(mut connection) = connection {
             if leading {
                 let unlocked = tokio::time::timeout(self.timings.retry_period, async {
@@ -275,35 +326,40 @@ impl PgElection {
         self.sender.send_replace(LeaderState::default());
     }
 
-    /// One try: connects when needed, holds or tries the lock, and reads who holds it.
+    /// One try: connects when needed, checks the held lock's session or (when
+    /// `may_take`) tries the lock, and reads who holds it. Whether the lock is held
+    /// on the connection now, and the leader's name.
     async fn round(
         &self,
         connection: &mut Option<PgConnection>,
-        leading: bool,
-    ) -> anyhow::Result<LeaderState> {
+        held: bool,
+        may_take: bool,
+    ) -> anyhow::Result<(bool, Option<String>)> {
         let deadline = self.timings.retry_period.min(self.timings.renew_deadline);
         tokio::time::timeout(deadline, async {
             if connection.is_none() {
                 *connection = Some(PgConnection::connect_with(&self.options).await?);
             }
             let connection = connection.as_mut().expect("just connected");
-            let leading = if leading {
+            let held = if held {
                 // Holding the lock: the session must still be alive.
                 sqlx::query("SELECT 1").execute(&mut *connection).await?;
                 true
-            } else {
+            } else if may_take {
                 sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1, $2)")
                     .bind(LOCK_KEY.0)
                     .bind(LOCK_KEY.1)
                     .fetch_one(&mut *connection)
                     .await?
+            } else {
+                false
             };
-            let leader = if leading {
+            let leader = if held {
                 Some(self.identity.clone())
             } else {
                 holder(connection).await?
             };
-            Ok(LeaderState { leading, leader })
+            Ok((held, leader))
         })
         .await
         .map_err(|_| anyhow::anyhow!("no answer within {}", humantime::format_duration(deadline)))?
