@@ -30,6 +30,10 @@ bench:
 cluster-demo:
     cargo bench --bench cluster
 
+# Faults on a Patroni cluster behind HAProxy (etcd, patroni, haproxy from Debian): PostgreSQL primary killed, leader killed, rolling restart, database unreachable 30 s.
+failover-test:
+    cargo test --release --test failover -- --ignored --nocapture --test-threads 1
+
 # A release build of the binary.
 build:
     cargo build --release

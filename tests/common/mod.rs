@@ -26,6 +26,7 @@ macro_rules! both_databases {
 
 pub mod app;
 pub mod cluster;
+pub mod ha;
 pub mod pg;
 pub mod service;
 pub mod targets;
@@ -54,6 +55,14 @@ impl TestDb {
     pub async fn postgres() -> Self {
         Self {
             url: DatabaseUrl::Postgres(pg::fresh_database().await),
+            _dir: None,
+        }
+    }
+
+    /// An existing PostgreSQL database.
+    pub fn postgres_at(url: String) -> Self {
+        Self {
+            url: DatabaseUrl::Postgres(url),
             _dir: None,
         }
     }
