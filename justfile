@@ -34,6 +34,10 @@ cluster-demo:
 failover-test:
     cargo test --release --test failover -- --ignored --nocapture --test-threads 1
 
+# Fuzz the parsing at the edge (website names, URLs, durations) for a minute each; needs nightly and cargo-fuzz.
+fuzz seconds="60":
+    cd fuzz && for t in website_name website_url durations; do cargo +nightly fuzz run $t -- -max_total_time={{seconds}} || exit 1; done
+
 # A release build of the binary.
 build:
     cargo build --release

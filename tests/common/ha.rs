@@ -177,23 +177,41 @@ impl HaCluster {
 
         std::fs::write(&cluster.haproxy_config, cluster.haproxy_yaml()).unwrap();
         cluster.start_haproxy();
-        let admin = format!(
-            "postgres://postgres:{PASSWORD}@127.0.0.1:{}/postgres",
-            cluster.haproxy_port
-        );
+        // The database is made on the primary itself; then HAProxy, which counts
+        // every server up until its checks say otherwise, must send twenty new
+        // connections in a row to it.
+        let primary = cluster.primary().await.expect("one primary");
+        {
+            use sqlx::Connection;
+            let direct = format!(
+                "postgres://postgres:{PASSWORD}@127.0.0.1:{}/postgres",
+                cluster.members[primary].pg_port
+            );
+            let mut conn = sqlx::PgConnection::connect(&direct).await.unwrap();
+            sqlx::query("CREATE DATABASE sitepulse")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        let url = cluster.database_url();
         wait_for(
             Duration::from_secs(60),
-            "HAProxy to reach the primary",
+            "HAProxy to send every connection to the primary",
             || {
-                let admin = admin.clone();
+                let url = url.clone();
                 async move {
                     use sqlx::Connection;
-                    let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
-                    sqlx::query("CREATE DATABASE sitepulse")
-                        .execute(&mut conn)
-                        .await
-                        .ok()
-                        .map(|_| ())
+                    for _ in 0..20 {
+                        let mut conn = sqlx::PgConnection::connect(&url).await.ok()?;
+                        let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+                            .fetch_one(&mut conn)
+                            .await
+                            .ok()?;
+                        if standby {
+                            return None;
+                        }
+                    }
+                    Some(())
                 }
             },
         )
