@@ -191,13 +191,7 @@ fn clock_ticks() -> f64 {
 
 /// Peak resident set size in MB.
 fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+    common::proc_memory_mb(pid, "VmHWM")
 }
 
 fn stop(mut child: Child) {

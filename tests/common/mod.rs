@@ -98,6 +98,21 @@ impl TestDb {
     }
 }
 
+/// A memory figure of a process from /proc/PID/status in MB: `VmRSS` (now) or
+/// `VmHWM` (peak); 0 when it cannot be read.
+pub fn proc_memory_mb(pid: u32, key: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| {
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.starts_with(':'))
+        })
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 /// A unique small number for names within one test process.
 pub fn unique() -> u32 {
     static NEXT: AtomicU32 = AtomicU32::new(1);
