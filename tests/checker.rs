@@ -148,6 +148,11 @@ struct Running {
 
 impl Running {
     async fn start(db: TestDb, defaults: CheckDefaults) -> Self {
+        Self::start_with(db, defaults, CheckerConfig::default().concurrency).await
+    }
+
+    /// With at most `concurrency` checks in flight.
+    async fn start_with(db: TestDb, defaults: CheckDefaults, concurrency: usize) -> Self {
         let store = db.store().await;
         let events = EventBus::default();
         let websites = Websites::new(store.clone(), events.clone(), defaults, chrono_tz::Tz::UTC);
@@ -162,6 +167,7 @@ impl Running {
             writer,
             events.clone(),
             CheckerConfig {
+                concurrency,
                 resync_every: Duration::from_secs(60),
                 ..CheckerConfig::default()
             },
@@ -381,35 +387,13 @@ async fn website_changes_take_effect_without_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overloaded_checker_skips_slots_instead_of_falling_behind() {
     let silent = targets::silent_server().await;
-    let db = TestDb::sqlite();
-    let store = db.store().await;
-    let events = EventBus::default();
-    let websites = Websites::new(
-        store.clone(),
-        events.clone(),
-        every_second(),
-        chrono_tz::Tz::UTC,
-    );
-    let (writer, writer_task) =
-        spawn_writer(store.clone(), events.clone(), WriterConfig::default());
     // One check at a time, three websites whose every check takes 900 ms of each
     // second: nearly three times what the checker can do.
-    let scheduler = Scheduler::new(
-        store.clone(),
-        Probe::new().unwrap(),
-        writer,
-        events.clone(),
-        CheckerConfig {
-            concurrency: 1,
-            resync_every: Duration::from_secs(60),
-            ..CheckerConfig::default()
-        },
-    );
-    let cancel = CancellationToken::new();
-    let scheduler_task = tokio::spawn(scheduler.run(cancel.clone()));
+    let running = Running::start_with(TestDb::sqlite(), every_second(), 1).await;
     let mut ids = Vec::new();
     for i in 0..3 {
-        let site = websites
+        let site = running
+            .websites
             .create(&NewWebsite {
                 name: &format!("slow {i}"),
                 url: &format!("http://{silent}/"),
@@ -421,9 +405,8 @@ async fn an_overloaded_checker_skips_slots_instead_of_falling_behind() {
         ids.push(site.id);
     }
     tokio::time::sleep(Duration::from_secs(9)).await;
-    cancel.cancel();
-    scheduler_task.await.unwrap();
-    writer_task.await.unwrap();
+    let store = running.store.clone();
+    running.stop().await;
 
     let mut total = 0;
     for id in ids {
