@@ -23,10 +23,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use common::TestDb;
-use sitepulse::store::DatabaseUrl;
-use sqlx::Connection;
 
 fn env_list(name: &str, default: &str) -> Vec<String> {
     std::env::var(name)
@@ -81,78 +79,6 @@ async fn start_target() -> (String, Arc<AtomicU64>) {
     (format!("http://{addr}/"), hits)
 }
 
-/// Inserts `n` websites in one statement.
-async fn create_websites(db: &DatabaseUrl, n: usize, url: &str, interval_ms: i64, timeout_ms: i64) {
-    match db {
-        DatabaseUrl::Sqlite(path) => {
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{path}"))
-                .await
-                .unwrap();
-            sqlx::query(
-                "WITH RECURSIVE m(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM m WHERE i < ?) \
-                 INSERT INTO websites (name, url, interval_ms, timeout_ms, paused, created_at, updated_at) \
-                 SELECT 'site ' || i, ?, ?, ?, 0, 0, 0 FROM m",
-            )
-            .bind(n as i64)
-            .bind(url)
-            .bind(interval_ms)
-            .bind(timeout_ms)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        }
-        DatabaseUrl::Postgres(url_db) => {
-            let mut conn = sqlx::PgConnection::connect(url_db).await.unwrap();
-            sqlx::query(
-                "INSERT INTO websites (name, url, interval_ms, timeout_ms, paused, created_at, updated_at) \
-                 SELECT 'site ' || i, $2, $3, $4, false, now(), now() FROM generate_series(1, $1::int8) i",
-            )
-            .bind(n as i64)
-            .bind(url)
-            .bind(interval_ms)
-            .bind(timeout_ms)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        }
-    }
-}
-
-/// Delays (ms) of the checks whose slots lie in `[from, to)`.
-async fn delays(db: &DatabaseUrl, from: DateTime<Utc>, to: DateTime<Utc>) -> (Vec<i64>, u64) {
-    match db {
-        DatabaseUrl::Sqlite(path) => {
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{path}"))
-                .await
-                .unwrap();
-            let rows: Vec<(i64, bool)> =
-                sqlx::query_as("SELECT delay_ms, up FROM checks WHERE slot >= ? AND slot < ?")
-                    .bind(from.timestamp_millis())
-                    .bind(to.timestamp_millis())
-                    .fetch_all(&mut conn)
-                    .await
-                    .unwrap();
-            split(rows)
-        }
-        DatabaseUrl::Postgres(url) => {
-            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            let rows: Vec<(i32, bool)> =
-                sqlx::query_as("SELECT delay_ms, up FROM checks WHERE slot >= $1 AND slot < $2")
-                    .bind(from)
-                    .bind(to)
-                    .fetch_all(&mut conn)
-                    .await
-                    .unwrap();
-            split(rows.into_iter().map(|(d, up)| (i64::from(d), up)).collect())
-        }
-    }
-}
-
-fn split(rows: Vec<(i64, bool)>) -> (Vec<i64>, u64) {
-    let down = rows.iter().filter(|(_, up)| !up).count() as u64;
-    (rows.into_iter().map(|(d, _)| d).collect(), down)
-}
-
 fn spawn_service(db: &TestDb, extra: &[&str]) -> Child {
     let port = common::pg::free_port();
     Command::new(env!("CARGO_BIN_EXE_sitepulse"))
@@ -164,29 +90,6 @@ fn spawn_service(db: &TestDb, extra: &[&str]) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start sitepulse")
-}
-
-/// CPU seconds (user + system) the process has used so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields
-            .get(12)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
-    ticks / clock_ticks()
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 /// Peak resident set size in MB.
@@ -217,19 +120,19 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 
 async fn scheduled_run(db_name: &str, db: &TestDb, n: usize, target: &str, window: u64) {
     db.store().await; // migrate
-    create_websites(&db.url, n, target, 60_000, 10_000).await;
+    common::bulk::create_websites(&db.url, n, target, 60_000, 10_000).await;
     let child = spawn_service(db, &[]);
     let pid = child.id();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let from = Utc::now();
-    let cpu_before = cpu_seconds(pid);
+    let cpu_before = common::proc_cpu_seconds(pid);
     tokio::time::sleep(Duration::from_secs(window)).await;
     let to = Utc::now();
-    let cpu = cpu_seconds(pid) - cpu_before;
+    let cpu = common::proc_cpu_seconds(pid) - cpu_before;
     let rss = peak_rss_mb(pid);
     stop(child);
 
-    let (mut late, down) = delays(&db.url, from, to).await;
+    let (mut late, down) = common::bulk::delays(&db.url, from, to).await;
     late.sort_unstable();
     let checks = late.len() as f64;
     let expected = n as f64 * (to - from).num_milliseconds() as f64 / 60_000.0;
@@ -275,7 +178,7 @@ async fn saturation(target: &str, hits: &AtomicU64) {
     db.store().await;
     // Far more than two cores can check: the checker runs flat out.
     let n = 30_000;
-    create_websites(&db.url, n, target, 1000, 900).await;
+    common::bulk::create_websites(&db.url, n, target, 1000, 900).await;
     let concurrency = std::env::var("BENCH_CONCURRENCY").unwrap_or_else(|_| "1024".into());
     let child = spawn_service(&db, &["--check-concurrency", &concurrency]);
     tokio::time::sleep(Duration::from_secs(5)).await;

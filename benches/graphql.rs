@@ -27,7 +27,6 @@ use axum::routing::get;
 use common::{TestDb, service};
 use serde_json::json;
 use sitepulse::domain::{CheckDefaults, NewWebsite};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const QUERY: &str = "{ websites { id name status lastCheck { responseTimeMs } } }";
 const ADMIN_PASSWORD: &str = "bench-admin-password";
@@ -38,7 +37,7 @@ async fn main() {
     let seconds: u64 = env_number("BENCH_SECONDS", 20);
     let mut subscriptions: usize = env_number("BENCH_SUBSCRIPTIONS", 10_000);
     // Each subscriber holds one socket here and one in the service.
-    let files = open_file_limit();
+    let files = common::open_file_limit();
     if files < subscriptions + 500 {
         subscriptions = files.saturating_sub(500);
         println!(
@@ -94,17 +93,6 @@ async fn main() {
     query_run(&base, seconds).await;
     fan_out(&base, &child, paused.id, subscriptions).await;
     service::stop(child);
-}
-
-/// The soft limit on open files of this process.
-fn open_file_limit() -> usize {
-    std::fs::read_to_string("/proc/self/limits")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .and_then(|l| l.split_whitespace().nth(3))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024)
 }
 
 fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -209,7 +197,22 @@ async fn fan_out(base: &str, child: &Child, website: i64, n: usize) {
     for i in 0..n {
         let received = received.clone();
         let acked = acked.clone();
-        tasks.spawn(subscriber(addr, website, i, started, received, acked));
+        let query = format!(
+            "subscription {{ checkCompleted(websiteId: \"{website}\") {{ responseTimeMs }} }}"
+        );
+        tasks.spawn(common::lean_ws::subscribe(
+            addr,
+            i,
+            query,
+            acked,
+            move |events| {
+                let now = started.elapsed().as_nanos() as u64;
+                received
+                    .lock()
+                    .unwrap()
+                    .extend(std::iter::repeat_n(now, events));
+            },
+        ));
         // Open connections at a steady pace rather than all in the same instant.
         if i % 200 == 199 {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -288,85 +291,6 @@ async fn fan_out(base: &str, child: &Child, website: i64, n: usize) {
         }
     );
     tasks.abort_all();
-}
-
-/// A deliberately lean subscriber, so that the load generator takes as little of
-/// the shared CPU as it can: a plain WebSocket handshake, two client frames, then
-/// it only scans what arrives for `next` messages and notes when each came.
-async fn subscriber(
-    addr: std::net::SocketAddr,
-    website: i64,
-    i: usize,
-    started: Instant,
-    received: Arc<std::sync::Mutex<Vec<u64>>>,
-    acked: Arc<AtomicU64>,
-) {
-    let Ok(mut socket) = tokio::net::TcpStream::connect(addr).await else {
-        return;
-    };
-    let handshake = format!(
-        "GET /graphql/ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
-    );
-    let subscribe = json!({ "id": i.to_string(), "type": "subscribe", "payload": {
-        "query": format!("subscription {{ checkCompleted(websiteId: \"{website}\") {{ responseTimeMs }} }}") } });
-    let out = handshake.into_bytes();
-    let mut frames = client_frame(json!({ "type": "connection_init" }).to_string().as_bytes());
-    frames.extend(client_frame(subscribe.to_string().as_bytes()));
-    if socket.write_all(&out).await.is_err() {
-        return;
-    }
-    let mut buf = vec![0u8; 4096];
-    let mut header = Vec::new();
-    // The 101 answer ends with an empty line; frames follow.
-    while !header.windows(4).any(|w| w == b"\r\n\r\n") {
-        match socket.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(k) => header.extend_from_slice(&buf[..k]),
-        }
-    }
-    if socket.write_all(&frames).await.is_err() {
-        return;
-    }
-    loop {
-        let k = match socket.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(k) => k,
-        };
-        let chunk = &buf[..k];
-        let now = started.elapsed().as_nanos() as u64;
-        if contains(chunk, b"connection_ack") {
-            acked.fetch_add(1, Ordering::Relaxed);
-        }
-        let events = chunk.windows(6).filter(|w| w == b"\"next\"").count();
-        if events > 0 {
-            received
-                .lock()
-                .unwrap()
-                .extend(std::iter::repeat_n(now, events));
-        }
-    }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// A masked text frame as a client must send it (the mask key is zero, which
-/// leaves the payload as it is).
-fn client_frame(payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0x81];
-    match payload.len() {
-        n if n < 126 => frame.push(0x80 | n as u8),
-        n => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&[0, 0, 0, 0]);
-    frame.extend_from_slice(payload);
-    frame
 }
 
 /// Posts a GraphQL request; the answer's text.

@@ -299,6 +299,39 @@ impl Website {
     pub fn status(&self) -> Status {
         Status::from_last_up(self.last_check.as_ref().map(|c| c.up))
     }
+
+    /// Takes in a stored check of this website: it becomes the last check unless it
+    /// is older, and a change between up and down starts a new status period.
+    pub fn observe(&mut self, check: &Check) {
+        if self
+            .last_check
+            .as_ref()
+            .is_some_and(|last| last.slot > check.slot)
+        {
+            return;
+        }
+        if self.last_check.as_ref().map(|c| c.up) != Some(check.up) {
+            self.status_since = Some(check.checked_at);
+        }
+        self.last_check = Some(check.clone());
+    }
+
+    /// Takes `changed` as this website's definition, keeping the last check known
+    /// here when it is newer than the one `changed` was read with.
+    pub fn redefine(&mut self, changed: &Website) {
+        let keep = match (&self.last_check, &changed.last_check) {
+            (Some(mine), Some(theirs)) => mine.slot > theirs.slot,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let last_check = self.last_check.take();
+        let status_since = self.status_since;
+        *self = changed.clone();
+        if keep {
+            self.last_check = last_check;
+            self.status_since = status_since;
+        }
+    }
 }
 
 /// Why a check failed.

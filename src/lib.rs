@@ -157,6 +157,11 @@ impl Server {
         let board = web::live::Board::new(store.clone(), config.timezone, shutdown.clone());
         // Listening starts here, before anything can be published.
         tokio::spawn(board.clone().run(events.subscribe()));
+        tokio::spawn(
+            websites
+                .clone()
+                .follow(events.subscribe(), shutdown.clone()),
+        );
         let schema = graphql::schema(graphql::Services {
             store: store.clone(),
             websites: websites.clone(),

@@ -6,6 +6,7 @@ use async_graphql::{Context, ID, InputObject, Object, Result};
 use super::types::{Cluster, Status, User, Website};
 use super::{caller, errors, page_size, parse_id, services};
 use crate::domain;
+use crate::websites::Selection;
 
 #[derive(InputObject, Default)]
 pub struct WebsiteFilter {
@@ -43,32 +44,17 @@ impl QueryRoot {
         caller(ctx).require_read().map_err(errors::auth)?;
         let filter = filter.unwrap_or_default();
         let needle = filter.name_contains.as_deref().map(str::to_lowercase);
-        let mut websites: Vec<domain::Website> = services(ctx)
+        let selection = Selection {
+            status: filter.status.map(domain::Status::from),
+            name_contains: needle.as_deref(),
+            after: after.map(|a| parse_id(&a, "after")).transpose()?,
+            first: first.map(page_size).transpose()?.map(|n| n as usize),
+        };
+        let websites = services(ctx)
             .websites
-            .list()
+            .select(&selection)
             .await
-            .map_err(errors::store)?
-            .iter()
-            .filter(|w| filter.status.is_none_or(|s| Status::from(w.status()) == s))
-            .filter(|w| {
-                needle
-                    .as_deref()
-                    .is_none_or(|n| w.name.to_lowercase().contains(n))
-            })
-            .cloned()
-            .collect();
-        if let Some(after) = after {
-            let after = parse_id(&after, "after")?;
-            match websites.iter().position(|w| w.id == after) {
-                Some(i) => {
-                    websites.drain(..=i);
-                }
-                None => return Ok(Vec::new()),
-            }
-        }
-        if let Some(first) = first {
-            websites.truncate(page_size(first)? as usize);
-        }
+            .map_err(errors::store)?;
         Ok(websites.into_iter().map(Website).collect())
     }
 

@@ -39,6 +39,16 @@ pub enum Status {
     Pending,
 }
 
+impl From<Status> for domain::Status {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Up => domain::Status::Up,
+            Status::Down => domain::Status::Down,
+            Status::Pending => domain::Status::Pending,
+        }
+    }
+}
+
 impl From<domain::Status> for Status {
     fn from(s: domain::Status) -> Self {
         match s {

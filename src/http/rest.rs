@@ -192,9 +192,7 @@ async fn list(
 ) -> Result<Json<Vec<WebsiteJson>>, ApiError> {
     caller.require_read()?;
     let websites = state.websites.list().await.map_err(internal)?;
-    Ok(Json(
-        websites.iter().cloned().map(WebsiteJson::from).collect(),
-    ))
+    Ok(Json(websites.into_iter().map(WebsiteJson::from).collect()))
 }
 
 async fn create(

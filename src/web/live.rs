@@ -293,13 +293,7 @@ impl Board {
                         });
                         // Keep what the board knows of the checks; the change may
                         // have been read before the newest of them.
-                        let last_check = slot.entry.website.last_check.take();
-                        let status_since = slot.entry.website.status_since;
-                        slot.entry.website = website.clone();
-                        if newer(last_check.as_ref(), website.last_check.as_ref()) {
-                            slot.entry.website.last_check = last_check;
-                            slot.entry.website.status_since = status_since;
-                        }
+                        slot.entry.website.redefine(website);
                         slot.row = None;
                     }
                 }
@@ -312,15 +306,6 @@ impl Board {
     fn send(&self, update: Update) {
         let version = self.inner.version.fetch_add(1, Ordering::AcqRel) + 1;
         let _ = self.inner.updates.send(Arc::new((version, update)));
-    }
-}
-
-/// Whether check `a` is newer than `b` (a missing check is oldest).
-fn newer(a: Option<&Check>, b: Option<&Check>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => a.slot > b.slot,
-        (Some(_), None) => true,
-        (None, _) => false,
     }
 }
 
@@ -340,14 +325,7 @@ fn add_check(entry: &mut Entry, check: &Check) -> bool {
     if check.slot > Utc::now() - chrono::Duration::hours(24) {
         entry.day.add(check);
     }
-    let website = &mut entry.website;
-    if !newer(website.last_check.as_ref(), Some(check)) {
-        let previous_up = website.last_check.as_ref().map(|c| c.up);
-        if previous_up != Some(check.up) {
-            website.status_since = Some(check.checked_at);
-        }
-        website.last_check = Some(check.clone());
-    }
+    entry.website.observe(check);
     true
 }
 
