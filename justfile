@@ -25,6 +25,11 @@ bench:
     cargo bench --bench login
     cargo bench --bench pages
     bash -c 'ulimit -n 65536 2>/dev/null || true; cargo bench --bench graphql'
+    just load
+
+# 60 s of pages, GraphQL queries and mutations and 1,000 subscriptions while 10,000 websites are checked, on SQLite and PostgreSQL.
+load:
+    bash -c 'ulimit -n 65536 2>/dev/null || true; cargo bench --bench load'
 
 # Three replicas on a temporary PostgreSQL: takeover time and missed slots after kill -9 and SIGTERM of the leader.
 cluster-demo:

@@ -217,6 +217,9 @@ async fn run(name: &str, db: &TestDb, target: &str, plan: &Plan) {
     let to = Utc::now();
     let cpu = common::proc_cpu_seconds(pid) - cpu_before;
     let rss = common::proc_memory_mb(pid, "VmHWM");
+    // The last slots of the window: their checks are stored and announced shortly
+    // after, so every subscriber has had a whole interval of its website's checks.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let events: Vec<u64> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
     let dropped = closed.load(Ordering::Relaxed);
     subscribers.abort_all();

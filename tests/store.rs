@@ -96,6 +96,23 @@ async fn websites_are_created_listed_updated_and_deleted(db: TestDb) {
         ["Alpha", "zeta"],
         "ordered by name, case-insensitively"
     );
+    // The same order on both databases, for any letters; equal names by id.
+    for name in ["ärger", "Ärger", "beta", "BETA"] {
+        new_site(&store, name).await;
+    }
+    let names: Vec<String> = store
+        .websites()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    assert_eq!(names, ["Alpha", "beta", "BETA", "zeta", "ärger", "Ärger"]);
+    for website in store.websites().await.unwrap() {
+        if website.id != zeta.id && website.id != alpha.id {
+            store.delete_website(website.id).await.unwrap();
+        }
+    }
 
     let patch = WebsitePatch {
         name: Some("Zeta shop"),

@@ -67,7 +67,7 @@ pub trait Store: AccountStore + Send + Sync + 'static {
     /// Deletes the website with its checks and aggregates; returns it as it was.
     async fn delete_website(&self, id: WebsiteId) -> Result<Option<Website>>;
     async fn website(&self, id: WebsiteId) -> Result<Option<Website>>;
-    /// All websites, ordered by name, each with its last check.
+    /// All websites in list order (see [`list_order`]), each with its last check.
     async fn websites(&self) -> Result<Vec<Website>>;
 
     /// Stores a batch of checks in one transaction, with their aggregates and the
@@ -370,6 +370,13 @@ fn error_from_columns(
 fn status_code_from_column(code: Option<i64>) -> Result<Option<u16>> {
     code.map(|c| u16::try_from(c).map_err(|_| StoreError::Corrupt(format!("status code {c}"))))
         .transpose()
+}
+
+/// Puts websites in the order every list shows them: by name ignoring case, then
+/// by id. Sorted here rather than by the database, so both databases give the same
+/// order for any name and the database spends no time on it.
+pub fn list_order(websites: &mut [Website]) {
+    websites.sort_by_cached_key(|w| (w.name.to_lowercase(), w.id));
 }
 
 #[cfg(test)]

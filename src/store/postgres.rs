@@ -265,10 +265,15 @@ impl Store for PostgresStore {
     }
 
     async fn websites(&self) -> Result<Vec<Website>> {
-        let rows: Vec<WebsiteRow> = sqlx::query_as(website_query("ORDER BY lower(name), id"))
+        let rows: Vec<WebsiteRow> = sqlx::query_as(website_query(""))
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter().map(Website::try_from).collect()
+        let mut websites = rows
+            .into_iter()
+            .map(Website::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        super::list_order(&mut websites);
+        Ok(websites)
     }
 
     async fn record_checks(&self, checks: &[Check]) -> Result<Recorded> {
