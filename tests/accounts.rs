@@ -561,10 +561,21 @@ async fn bad_input_gets_a_clear_client_error() {
     assert_eq!(response.headers()[header::CONNECTION], "close");
     assert!(response.text().await.unwrap().contains("could not be read"));
 
+    // A body under the limit that nobody reads (no such page) also ends the
+    // connection; the next request on the same client goes through regardless.
+    let unread = format!("name={}", "y".repeat(100_000));
+    let response = post("/no-such-page", form, unread.into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(response.headers()[header::CONNECTION], "close");
+
     let response = post("/login", form, b"username=admin".to_vec())
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // This body was read: the connection stays open.
+    assert!(response.headers().get(header::CONNECTION).is_none());
     assert!(
         response
             .text()

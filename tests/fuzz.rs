@@ -392,6 +392,9 @@ async fn bad_input_never_gets_a_server_error() {
     let (child, base) = service::spawn(&db, &[], &[("SITEPULSE_ADMIN_PASSWORD", PASSWORD)]).await;
     let pid = child.id();
     let service = Service(Some(child));
+    // Connections are kept open between cases, as browsers and scripts keep them:
+    // one the service must close (a body left unread) has to say so, or the next
+    // case sent on it fails.
     let client = Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(20))
@@ -482,8 +485,11 @@ async fn bad_input_never_gets_a_server_error() {
                 // A URL this client cannot even build (hyper's limit is 64 KiB)
                 // never reaches the service.
                 if c.body.len() <= 64 * 1024 && !err.is_builder() {
-                    let err: String = err.to_string().chars().take(200).collect();
-                    failures.push(format!("case {n} ({}): {err}", c.what));
+                    let chain: Vec<String> =
+                        std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
+                            .map(|e| e.to_string().chars().take(200).collect())
+                            .collect();
+                    failures.push(format!("case {n} ({}): {}", c.what, chain.join(": ")));
                 }
             }
         }

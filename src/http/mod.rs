@@ -4,6 +4,7 @@
 pub mod graphql;
 mod response_cache;
 mod rest;
+mod unread;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,10 +85,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .fallback(crate::web::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::map_response(close_after_unread_body))
         // State-changing requests from other sites are refused (Origin and
         // Sec-Fetch-Site); scripts without those headers, using tokens, pass.
         .layer(CsrfLayer::new().with_rejection_response(cross_site_rejection))
+        .layer(axum::middleware::from_fn(unread::close_after_unread_body))
         .layer(security_header(
             header::CONTENT_SECURITY_POLICY,
             CONTENT_SECURITY_POLICY,
@@ -102,17 +103,6 @@ pub fn router(state: AppState) -> Router {
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
-}
-
-/// A body refused for its size is left unread, so the connection cannot carry
-/// another request: say so, or a client reusing it would see it close under it.
-async fn close_after_unread_body(mut response: Response) -> Response {
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
 }
 
 fn cross_site_rejection(_: ProtectionError) -> axum::http::Response<axum::body::Body> {
