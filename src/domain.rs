@@ -56,6 +56,38 @@ impl Default for CheckDefaults {
     }
 }
 
+/// A duration as people write it in forms (`30s`, `5m`, `1h 30m`); empty means
+/// "not given". The range is checked with the rest of the website.
+pub fn written_duration(
+    field: &'static str,
+    raw: &str,
+) -> Result<Option<Duration>, ValidationError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    humantime::parse_duration(raw).map(Some).map_err(|_| {
+        ValidationError::new(
+            field,
+            format!("{raw:?} is not a duration; write it like 30s, 5m or 1h"),
+        )
+    })
+}
+
+/// A duration as the API sends it, in seconds; negative, NaN or too large numbers
+/// are rejected. The range is checked with the rest of the website.
+pub fn duration_seconds(
+    field: &'static str,
+    seconds: Option<f64>,
+) -> Result<Option<Duration>, ValidationError> {
+    seconds
+        .map(|s| {
+            Duration::try_from_secs_f64(s)
+                .map_err(|_| ValidationError::new(field, "must be a positive number of seconds"))
+        })
+        .transpose()
+}
+
 /// A website's name: trimmed, 1 to 100 characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WebsiteName(String);
@@ -560,6 +592,27 @@ mod tests {
         assert_eq!(with(60_000, Some(50)).unwrap_err().field, "timeout");
         assert_eq!(with(5_000, Some(5_000)).unwrap_err().field, "timeout");
         assert!(with(5_000, Some(4_999)).is_ok());
+    }
+
+    #[test]
+    fn durations_at_the_edge() {
+        assert_eq!(written_duration("interval", "  "), Ok(None));
+        assert_eq!(
+            written_duration("interval", " 1m 30s "),
+            Ok(Some(Duration::from_secs(90)))
+        );
+        let wrong = written_duration("timeout", "soon").unwrap_err();
+        assert_eq!(wrong.field, "timeout");
+        assert!(wrong.message.contains("\"soon\" is not a duration"));
+        assert_eq!(duration_seconds("intervalSeconds", None), Ok(None));
+        assert_eq!(
+            duration_seconds("intervalSeconds", Some(1.5)),
+            Ok(Some(Duration::from_millis(1500)))
+        );
+        for bad in [-1.0, f64::NAN, f64::INFINITY, 1e300] {
+            let err = duration_seconds("timeoutSeconds", Some(bad)).unwrap_err();
+            assert_eq!(err.field, "timeoutSeconds", "{bad}");
+        }
     }
 
     #[test]

@@ -44,16 +44,7 @@ pub struct CreatedApiToken {
 }
 
 fn seconds(value: Option<f64>, field: &'static str) -> Result<Option<Duration>> {
-    value
-        .map(|s| {
-            Duration::try_from_secs_f64(s).map_err(|_| {
-                errors::invalid(ValidationError::new(
-                    field,
-                    "must be a positive number of seconds",
-                ))
-            })
-        })
-        .transpose()
+    crate::domain::duration_seconds(field, value).map_err(errors::invalid)
 }
 
 pub struct MutationRoot;

@@ -110,20 +110,10 @@ impl WebsiteForm {
 }
 
 fn duration_field(field: &'static str, raw: &str, errors: &mut FieldErrors) -> Option<Duration> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return None;
-    }
-    match humantime::parse_duration(raw) {
-        Ok(d) => Some(d),
-        Err(_) => {
-            errors.add(ValidationError::new(
-                field,
-                format!("{raw:?} is not a duration; write it like 30s, 5m or 1h"),
-            ));
-            None
-        }
-    }
+    crate::domain::written_duration(field, raw).unwrap_or_else(|e| {
+        errors.add(e);
+        None
+    })
 }
 
 fn field(
