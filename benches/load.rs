@@ -15,8 +15,9 @@
 //! service that falls behind shows it. Printed: per kind the requests, errors
 //! (transport errors, non-2xx answers, GraphQL errors) and latency p50/p99/max;
 //! the checks stored against those due and their lateness; events per subscriber;
-//! the service's CPU and peak RSS. Goal: zero errors, no check missing, lateness
-//! p99 under 1 s, every subscriber receives its website's checks.
+//! the service's CPU and peak RSS. Goal: zero errors, every kind of request
+//! answered with p99 under 1 s, no check missing, lateness p99 under 1 s, every
+//! subscriber receives its website's checks.
 //!
 //! The default rates are a fraction of what the single-purpose benchmarks reached
 //! on their own (`graphql`: over 5,000 queries/s; `pages`: lists in under 30 ms),
@@ -231,6 +232,7 @@ async fn run(name: &str, db: &TestDb, target: &str, plan: &Plan) {
         plan.websites
     );
     let mut errors = 0;
+    let mut slowest_p99 = 0.0f64;
     for (kind, stats) in [
         ("pages", &pages),
         ("whole list", &whole_list),
@@ -238,7 +240,9 @@ async fn run(name: &str, db: &TestDb, target: &str, plan: &Plan) {
         ("GraphQL pages of 50 websites", &website_pages),
         ("GraphQL mutations", &mutations),
     ] {
-        errors += stats.print(name, kind, elapsed);
+        let (kind_errors, p99) = stats.print(name, kind, elapsed);
+        errors += kind_errors;
+        slowest_p99 = slowest_p99.max(p99);
     }
 
     let (mut late, down) = common::bulk::delays(&db.url, from, to).await;
@@ -264,12 +268,14 @@ async fn run(name: &str, db: &TestDb, target: &str, plan: &Plan) {
         cpu / elapsed * 100.0
     );
     let met = errors == 0
+        && slowest_p99 < 1_000.0
         && late.len() as f64 >= due * 0.99
         && p99 < 1_000
         && dropped == 0
         && (plan.seconds < 60 || starved == 0);
     println!(
-        "[{name}] goal zero errors, no check missing, lateness p99 < 1 s, every subscriber served: {}",
+        "[{name}] goal zero errors, every kind of request answered with p99 < 1 s, no check missing, \
+         lateness p99 < 1 s, every subscriber served: {}",
         if met { "met" } else { "MISSED" }
     );
 }
@@ -296,8 +302,8 @@ impl Stats {
         }
     }
 
-    /// Prints one line; the number of errors.
-    fn print(&self, db: &str, kind: &str, elapsed: f64) -> u64 {
+    /// Prints one line; the number of errors and the p99 latency in ms.
+    fn print(&self, db: &str, kind: &str, elapsed: f64) -> (u64, f64) {
         let mut l = self.latencies_ms.lock().unwrap().clone();
         l.sort_by(f64::total_cmp);
         let errors = self.errors.load(Ordering::Relaxed);
@@ -320,7 +326,7 @@ impl Stats {
         for (error, n) in kinds.iter().take(5) {
             println!("[{db}]   {n} × {error}");
         }
-        errors
+        (errors, percentile_f(&l, 0.99))
     }
 }
 

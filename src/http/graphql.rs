@@ -105,13 +105,13 @@ async fn execute(
     }
     .filter(|key| cache.cacheable(key));
     // After a change, one request computes the new answer while the others with
-    // a cacheable query wait for it, instead of all computing the same thing.
+    // the same query wait for it, instead of all computing the same thing.
     let _refilling = match &key {
         Some(key) => {
             if let Some(answer) = cache.get(key, version) {
                 return json_answer(StatusCode::OK, answer);
             }
-            let guard = cache.refill().await;
+            let guard = cache.refill(key).await;
             version = state.events.version();
             if let Some(answer) = cache.get(key, version) {
                 return json_answer(StatusCode::OK, answer);

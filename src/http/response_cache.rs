@@ -8,6 +8,7 @@
 //! or `apiTokens`), and only answers without errors.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use axum::body::Bytes;
 const MAX_AGE: Duration = Duration::from_secs(1);
 const MAX_ENTRIES: usize = 256;
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
+const REFILL_LOCKS: usize = 64;
 /// Fields whose value depends on the caller.
 const PERSONAL_FIELDS: [&str; 3] = ["me", "users", "apiTokens"];
 
@@ -42,12 +44,27 @@ impl Key {
     }
 }
 
-#[derive(Default)]
 pub struct ResponseCache {
     inner: Mutex<Inner>,
     /// Whether a query may be kept, remembered per query text.
     verdicts: Mutex<HashMap<String, bool>>,
-    refill: tokio::sync::Mutex<()>,
+    /// One lock per share of the keys: requests for the same answer wait for
+    /// one another, requests for different answers (almost always) do not.
+    refill: Vec<tokio::sync::Mutex<()>>,
+    hasher: RandomState,
+}
+
+impl Default for ResponseCache {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            verdicts: Mutex::default(),
+            refill: (0..REFILL_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            hasher: RandomState::new(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -78,9 +95,10 @@ impl ResponseCache {
         verdict
     }
 
-    /// Held while an answer is computed for the cache.
-    pub async fn refill(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.refill.lock().await
+    /// Held while the answer for `key` is computed for the cache.
+    pub async fn refill(&self, key: &Key) -> tokio::sync::MutexGuard<'_, ()> {
+        let share = self.hasher.hash_one(key) as usize % self.refill.len();
+        self.refill[share].lock().await
     }
 
     /// The kept answer, if the world has not changed since it was computed.
@@ -183,5 +201,36 @@ mod tests {
         let personal = Key::new(&async_graphql::Request::new("{ me { id } }"), true);
         cache.put(personal.clone(), 7, Bytes::from_static(b"{}"));
         assert_eq!(cache.get(&personal, 7), None);
+    }
+
+    #[test]
+    fn only_requests_for_the_same_answer_wait_for_each_other() {
+        use futures_util::FutureExt;
+        let cache = ResponseCache::default();
+        let key = |id: u32| {
+            let request =
+                async_graphql::Request::new("query($id: ID!) { website(id: $id) { name } }")
+                    .variables(async_graphql::Variables::from_json(
+                        serde_json::json!({ "id": id }),
+                    ));
+            Key::new(&request, true)
+        };
+        let share = |k: &Key| cache.hasher.hash_one(k) as usize % cache.refill.len();
+        let first = key(1);
+        let other = (2..).map(key).find(|k| share(k) != share(&first)).unwrap();
+        let computing = cache
+            .refill(&first)
+            .now_or_never()
+            .expect("nobody else computes");
+        assert!(
+            cache.refill(&first).now_or_never().is_none(),
+            "the same answer waits"
+        );
+        assert!(
+            cache.refill(&other).now_or_never().is_some(),
+            "another answer does not"
+        );
+        drop(computing);
+        assert!(cache.refill(&first).now_or_never().is_some());
     }
 }

@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use super::TestDb;
 
 /// Starts `sitepulse serve` on `db` and waits until it answers; the child and
-/// its base URL.
+/// its base URL. Its log goes to stderr at `SITEPULSE_BENCH_LOG` (default `warn`).
 pub async fn spawn(db: &TestDb, args: &[&str], envs: &[(&str, &str)]) -> (Child, String) {
     let port = super::pg::free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_sitepulse"))
@@ -13,7 +13,10 @@ pub async fn spawn(db: &TestDb, args: &[&str], envs: &[(&str, &str)]) -> (Child,
         .args(["--database-url", &db.url_string()])
         .args(args)
         .envs(envs.iter().copied())
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("SITEPULSE_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
