@@ -73,7 +73,12 @@ async fn start_target() -> (String, Arc<AtomicU64>) {
             async { "ok" }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // A saturated checker opens up to `--check-concurrency` connections at once; with
+    // tokio's default backlog of 1,024 the kernel would drop SYNs beyond it and the
+    // checker would wait a second for each retransmission, measuring the target.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(8192).unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}/"), hits)
@@ -183,14 +188,16 @@ async fn saturation(target: &str, hits: &AtomicU64) {
     let child = spawn_service(&db, &["--check-concurrency", &concurrency]);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let before = hits.load(Ordering::Relaxed);
+    let overflows_before = listen_overflows();
     let start = Instant::now();
     tokio::time::sleep(Duration::from_secs(15)).await;
     let checker_rate =
         (hits.load(Ordering::Relaxed) - before) as f64 / start.elapsed().as_secs_f64();
+    let overflows = listen_overflows() - overflows_before;
     stop(child);
     println!(
         "[saturated] checker: {checker_rate:.0} checks/s with {n} websites due every second, \
-         at most {concurrency} at once"
+         at most {concurrency} at once; {overflows} connections dropped by a full listen queue"
     );
 
     let wrk = Command::new("wrk")
@@ -227,4 +234,19 @@ async fn saturation(target: &str, hits: &AtomicU64) {
         }
         _ => println!("[saturated] wrk is not installed (apt-get install wrk): no ratio"),
     }
+}
+
+/// The kernel's count of connections dropped because a listen queue was full.
+fn listen_overflows() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "ListenOverflows")
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0)
 }

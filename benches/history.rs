@@ -302,6 +302,27 @@ async fn report(
         list.push(t.elapsed());
         assert_eq!(all.len(), websites);
     }
+    // The service keeps the list in memory, current from the event bus, and reads
+    // the store only at start, after a missed event and every few minutes.
+    let events = sitepulse::events::EventBus::new(1024);
+    let served = sitepulse::websites::Websites::new(
+        store.clone(),
+        events.clone(),
+        Default::default(),
+        Tz::UTC,
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(served.clone().follow(events.subscribe(), shutdown.clone()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    served.list().await.unwrap(); // the one read from the store
+    let mut served_list = Vec::new();
+    for _ in 0..1000 {
+        let t = Instant::now();
+        let all = served.list().await.unwrap();
+        served_list.push(t.elapsed());
+        assert_eq!(all.len(), websites);
+    }
+    shutdown.cancel();
     let mut uptime = Vec::new();
     for i in 0..1000u64 {
         let id = (i * 104_729 % websites as u64) as i64 + 1;
@@ -314,7 +335,18 @@ async fn report(
         assert!(tally.checks > 0);
     }
     print_latency(db, "30-day history of one website", &mut history, 5.0);
-    print_latency(db, "list of all websites with status", &mut list, 20.0);
+    print_latency(
+        db,
+        "list of all websites with status, from the store",
+        &mut list,
+        20.0,
+    );
+    print_latency(
+        db,
+        "list of all websites with status, as served (kept in memory)",
+        &mut served_list,
+        20.0,
+    );
     print_latency(db, "30-day uptime of one website", &mut uptime, 5.0);
 }
 
